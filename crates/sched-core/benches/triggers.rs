@@ -1,0 +1,2 @@
+//! PLACEHOLDER benchmark.
+fn main() {}

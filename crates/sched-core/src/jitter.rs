@@ -1,0 +1,1 @@
+//! PLACEHOLDER: random delays added to fire times.

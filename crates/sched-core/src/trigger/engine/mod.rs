@@ -1,0 +1,1 @@
+//! PLACEHOLDER: the cron field engine shared by `cron` and `crontab`.

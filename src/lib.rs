@@ -1,0 +1,2 @@
+//! PLACEHOLDER facade.
+pub use sched_core;
