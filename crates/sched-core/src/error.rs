@@ -20,7 +20,9 @@ pub enum TriggerError {
         reason: String,
     },
     /// The `type` key names no known trigger type.
-    #[error("unknown trigger type {value:?} at {path} (expected one of date, interval, cron, crontab, calendarinterval, and, or)")]
+    #[error(
+        "unknown trigger type {value:?} at {path} (expected one of date, interval, cron, crontab, calendarinterval, and, or)"
+    )]
     UnknownType {
         /// Where in the spec.
         path: String,

@@ -67,7 +67,12 @@ impl SpecReader {
     }
 
     /// An error about the value of `key`.
-    pub(crate) fn invalid(&self, key: &str, value: &Value, reason: impl Into<String>) -> TriggerError {
+    pub(crate) fn invalid(
+        &self,
+        key: &str,
+        value: &Value,
+        reason: impl Into<String>,
+    ) -> TriggerError {
         TriggerError::InvalidValue {
             field: self.path(key),
             value: show(value),
@@ -98,19 +103,28 @@ impl SpecReader {
     }
 
     /// A whole number in `min..=max`.
-    pub(crate) fn integer(&mut self, key: &str, min: i64, max: i64) -> Result<Option<i64>, TriggerError> {
+    pub(crate) fn integer(
+        &mut self,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, TriggerError> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => {
                 let n = match &v {
-                    Value::Number(n) => n
-                        .as_i64()
-                        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64)),
+                    Value::Number(n) => n.as_i64().or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                            .map(|f| f as i64)
+                    }),
                     _ => None,
                 };
                 match n {
                     Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                    Some(_) => Err(self.invalid(key, &v, format!("must be between {min} and {max}"))),
+                    Some(_) => {
+                        Err(self.invalid(key, &v, format!("must be between {min} and {max}")))
+                    }
                     None => Err(self.invalid(key, &v, "expected a whole number")),
                 }
             }
@@ -123,12 +137,17 @@ impl SpecReader {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(Some(n.to_string())),
-            Some(v) => Err(self.invalid(key, &v, "expected a string or a non-negative whole number")),
+            Some(v) => {
+                Err(self.invalid(key, &v, "expected a string or a non-negative whole number"))
+            }
         }
     }
 
     /// An RFC 3339 timestamp with an explicit offset.
-    pub(crate) fn timestamp(&mut self, key: &str) -> Result<Option<DateTime<FixedOffset>>, TriggerError> {
+    pub(crate) fn timestamp(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<DateTime<FixedOffset>>, TriggerError> {
         match self.string(key)? {
             None => Ok(None),
             Some(text) => parse_timestamp(&text, &self.path(key)).map(Some),
@@ -136,7 +155,11 @@ impl SpecReader {
     }
 
     /// A calendar date: `YYYY-MM-DD`, or an RFC 3339 timestamp read as its date in `zone`.
-    pub(crate) fn date(&mut self, key: &str, zone: Zone) -> Result<Option<NaiveDate>, TriggerError> {
+    pub(crate) fn date(
+        &mut self,
+        key: &str,
+        zone: Zone,
+    ) -> Result<Option<NaiveDate>, TriggerError> {
         match self.string(key)? {
             None => Ok(None),
             Some(text) => {
@@ -146,11 +169,14 @@ impl SpecReader {
                         return Ok(Some(d));
                     }
                 }
-                let ts = parse_timestamp(&text, &field).map_err(|_| TriggerError::InvalidTimestamp {
-                    field: field.clone(),
-                    text: text.clone(),
-                    reason: "expected a date (YYYY-MM-DD) or an RFC 3339 timestamp with an offset".into(),
-                })?;
+                let ts =
+                    parse_timestamp(&text, &field).map_err(|_| TriggerError::InvalidTimestamp {
+                        field: field.clone(),
+                        text: text.clone(),
+                        reason:
+                            "expected a date (YYYY-MM-DD) or an RFC 3339 timestamp with an offset"
+                                .into(),
+                    })?;
                 Ok(Some(zone.local(ts.with_timezone(&Utc)).date()))
             }
         }
@@ -177,11 +203,16 @@ impl SpecReader {
 }
 
 /// Parses an RFC 3339 timestamp that carries an explicit offset (`Z` allowed).
-pub(crate) fn parse_timestamp(text: &str, field: &str) -> Result<DateTime<FixedOffset>, TriggerError> {
+pub(crate) fn parse_timestamp(
+    text: &str,
+    field: &str,
+) -> Result<DateTime<FixedOffset>, TriggerError> {
     DateTime::parse_from_rfc3339(text.trim()).map_err(|e| TriggerError::InvalidTimestamp {
         field: field.to_owned(),
         text: text.to_owned(),
-        reason: format!("expected an RFC 3339 timestamp with an offset, such as 2024-05-01T09:00:00+02:00 ({e})"),
+        reason: format!(
+            "expected an RFC 3339 timestamp with an offset, such as 2024-05-01T09:00:00+02:00 ({e})"
+        ),
     })
 }
 

@@ -16,7 +16,11 @@ use sched_core::trigger::{AnyTrigger, Trigger};
 use serde_json::Value;
 
 fn ts(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str().map(|s| DateTime::parse_from_rfc3339(s).expect("vector timestamp").with_timezone(&Utc))
+    v.as_str().map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .expect("vector timestamp")
+            .with_timezone(&Utc)
+    })
 }
 
 fn run_case(case: &Value) -> Result<(), String> {
@@ -32,7 +36,12 @@ fn run_case(case: &Value) -> Result<(), String> {
     let now = ts(&case["now"]).expect("now");
     let mut previous = ts(&case["previous"]);
     let count = case["count"].as_u64().expect("count") as usize;
-    let expected: Vec<DateTime<Utc>> = case["expected"].as_array().expect("expected").iter().filter_map(ts).collect();
+    let expected: Vec<DateTime<Utc>> = case["expected"]
+        .as_array()
+        .expect("expected")
+        .iter()
+        .filter_map(ts)
+        .collect();
     let mut got = Vec::new();
     let mut at = now;
     while got.len() < count {
@@ -49,8 +58,17 @@ fn run_case(case: &Value) -> Result<(), String> {
         Ok(())
     } else {
         let zone = trigger.zone();
-        let show = |v: &[DateTime<Utc>]| v.iter().map(|t| zone.format(*t)).collect::<Vec<_>>().join(", ");
-        Err(format!("expected [{}]\n      got [{}]", show(&expected), show(&got)))
+        let show = |v: &[DateTime<Utc>]| {
+            v.iter()
+                .map(|t| zone.format(*t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(format!(
+            "expected [{}]\n      got [{}]",
+            show(&expected),
+            show(&got)
+        ))
     }
 }
 
@@ -80,7 +98,12 @@ fn every_conformance_vector_passes() {
     }
     let total: usize = counts.values().map(|c| c.1).sum();
     assert!(filter.is_empty() || total > 0, "the filter matched no case");
-    assert!(failures.is_empty(), "{} of {total} vectors failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} vectors failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     if filter.is_empty() {
         assert_eq!(total, 502, "the vector file should hold 502 cases");
     }

@@ -15,7 +15,10 @@ pub struct CalendarIntervalTrigger {
 
 impl CalendarIntervalTrigger {
     pub(crate) fn read(r: SpecReader) -> Result<Self, TriggerError> {
-        Err(TriggerError::Malformed { path: r.path("type"), reason: "not implemented yet".into() })
+        Err(TriggerError::Malformed {
+            path: r.path("type"),
+            reason: "not implemented yet".into(),
+        })
     }
 
     pub(crate) fn write(&self) -> Map<String, Value> {
@@ -24,7 +27,11 @@ impl CalendarIntervalTrigger {
 }
 
 impl Trigger for CalendarIntervalTrigger {
-    fn next_fire_time(&self, _previous: Option<DateTime<Utc>>, _now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn next_fire_time(
+        &self,
+        _previous: Option<DateTime<Utc>>,
+        _now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         None
     }
 

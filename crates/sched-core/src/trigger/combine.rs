@@ -15,7 +15,10 @@ pub struct AndTrigger {
 
 impl AndTrigger {
     pub(crate) fn read(r: SpecReader) -> Result<Self, TriggerError> {
-        Err(TriggerError::Malformed { path: r.path("type"), reason: "not implemented yet".into() })
+        Err(TriggerError::Malformed {
+            path: r.path("type"),
+            reason: "not implemented yet".into(),
+        })
     }
 
     pub(crate) fn write(&self) -> Map<String, Value> {
@@ -24,7 +27,11 @@ impl AndTrigger {
 }
 
 impl Trigger for AndTrigger {
-    fn next_fire_time(&self, _previous: Option<DateTime<Utc>>, _now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn next_fire_time(
+        &self,
+        _previous: Option<DateTime<Utc>>,
+        _now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         None
     }
 
@@ -41,7 +48,10 @@ pub struct OrTrigger {
 
 impl OrTrigger {
     pub(crate) fn read(r: SpecReader) -> Result<Self, TriggerError> {
-        Err(TriggerError::Malformed { path: r.path("type"), reason: "not implemented yet".into() })
+        Err(TriggerError::Malformed {
+            path: r.path("type"),
+            reason: "not implemented yet".into(),
+        })
     }
 
     pub(crate) fn write(&self) -> Map<String, Value> {
@@ -50,7 +60,11 @@ impl OrTrigger {
 }
 
 impl Trigger for OrTrigger {
-    fn next_fire_time(&self, _previous: Option<DateTime<Utc>>, _now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn next_fire_time(
+        &self,
+        _previous: Option<DateTime<Utc>>,
+        _now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         None
     }
 

@@ -42,7 +42,11 @@ pub trait Trigger: fmt::Debug + Send + Sync {
     ///
     /// The scheduler calls this with the fire time it just ran and `now` equal to it, which
     /// is the iteration rule the conformance vectors follow.
-    fn next_fire_time(&self, previous: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>>;
+    fn next_fire_time(
+        &self,
+        previous: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>>;
 
     /// The zone the trigger's times are written in.
     fn zone(&self) -> Zone;
@@ -139,7 +143,11 @@ impl AnyTrigger {
 
     /// Parses a spec found at `prefix` (used by `and`/`or` for their children).
     pub(crate) fn from_value_at(value: &Value, prefix: &str) -> Result<AnyTrigger, TriggerError> {
-        let here = if prefix.is_empty() { "$".to_owned() } else { prefix.trim_end_matches('.').to_owned() };
+        let here = if prefix.is_empty() {
+            "$".to_owned()
+        } else {
+            prefix.trim_end_matches('.').to_owned()
+        };
         let Value::Object(map) = value else {
             return Err(TriggerError::Malformed {
                 path: here,
@@ -154,32 +162,34 @@ impl AnyTrigger {
                     field: crate::spec::join(prefix, "type"),
                     value: crate::spec::show(&other),
                     reason: "expected a string".into(),
-                })
+                });
             }
             None => {
                 return Err(TriggerError::Malformed {
                     path: here,
                     reason: "missing field type".into(),
-                })
+                });
             }
         };
         Ok(match kind.as_str() {
             "date" => AnyTrigger::Date(DateTrigger::read(SpecReader::new("date", prefix, map))?),
-            "interval" => AnyTrigger::Interval(IntervalTrigger::read(SpecReader::new("interval", prefix, map))?),
-            "cron" => AnyTrigger::Cron(CronTrigger::read(SpecReader::new("cron", prefix, map))?),
-            "crontab" => AnyTrigger::Crontab(CrontabTrigger::read(SpecReader::new("crontab", prefix, map))?),
-            "calendarinterval" => AnyTrigger::CalendarInterval(CalendarIntervalTrigger::read(SpecReader::new(
-                "calendarinterval",
-                prefix,
-                map,
+            "interval" => AnyTrigger::Interval(IntervalTrigger::read(SpecReader::new(
+                "interval", prefix, map,
             ))?),
+            "cron" => AnyTrigger::Cron(CronTrigger::read(SpecReader::new("cron", prefix, map))?),
+            "crontab" => AnyTrigger::Crontab(CrontabTrigger::read(SpecReader::new(
+                "crontab", prefix, map,
+            ))?),
+            "calendarinterval" => AnyTrigger::CalendarInterval(CalendarIntervalTrigger::read(
+                SpecReader::new("calendarinterval", prefix, map),
+            )?),
             "and" => AnyTrigger::And(AndTrigger::read(SpecReader::new("and", prefix, map))?),
             "or" => AnyTrigger::Or(OrTrigger::read(SpecReader::new("or", prefix, map))?),
             _ => {
                 return Err(TriggerError::UnknownType {
                     path: crate::spec::join(prefix, "type"),
                     value: kind,
-                })
+                });
             }
         })
     }
@@ -198,7 +208,11 @@ impl AnyTrigger {
 }
 
 impl Trigger for AnyTrigger {
-    fn next_fire_time(&self, previous: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn next_fire_time(
+        &self,
+        previous: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         each_kind!(self, t => t.next_fire_time(previous, now))
     }
 
