@@ -87,8 +87,8 @@ pub(crate) struct TriggerSource {
     #[arg(long, value_name = "JSON")]
     pub(crate) trigger: Option<String>,
 
-    /// A crontab expression ("m h dom mon dow", optionally with seconds first); builds a
-    /// `crontab` spec in the --tz zone.
+    /// A crontab expression: minute, hour, day of month, month, day of week
+    /// ("*/15 9-17 * * mon-fri"); builds a `crontab` spec in the --tz zone.
     #[arg(long, value_name = "EXPR")]
     pub(crate) crontab: Option<String>,
 
