@@ -45,6 +45,12 @@ pub use sched_core::{LocalTime, TriggerError, Zone};
 // way (for example `pub use sched_runtime::{Scheduler, SchedulerBuilder, ...};`), and the
 // stores as feature-gated modules (`#[cfg(feature = "postgres")] pub mod stores::postgres`).
 
+/// Runs the Rust examples of the trigger guide (`docs/triggers.md`) as doctests, so the guide
+/// cannot drift from the API. Compiled only when rustdoc collects doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/triggers.md")]
+struct TriggerGuide;
+
 pub mod prelude {
     //! The traits, for a glob import: `use sched::prelude::*;` brings methods into scope and
     //! nothing else.
