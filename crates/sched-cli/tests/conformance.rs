@@ -7,7 +7,11 @@
 //! `and`/`or`, whose times may be written in any child's zone. An invalid spec must exit
 //! with status 2, an error on stderr and nothing on stdout.
 //!
-//! The ~500 processes run on a few threads. `SCHED_CONFORMANCE_FILTER=cron-00` runs only
+//! Each `crontab` spec with only `expr` and `timezone`, and each `cron` spec with only fields
+//! and `timezone`, runs a second time through the `--crontab` or `--cron` shorthand, which
+//! must give the same result.
+//!
+//! The ~800 processes run on a few threads. `SCHED_CONFORMANCE_FILTER=cron-00` runs only
 //! the cases whose id contains the text.
 
 use std::path::Path;
@@ -37,17 +41,74 @@ fn rfc3339(text: &str) -> Result<DateTime<FixedOffset>, String> {
     DateTime::parse_from_rfc3339(text).map_err(|e| format!("{text:?} is not RFC 3339: {e}"))
 }
 
-/// Runs one case; `Err` says what went wrong.
+/// The `--crontab`/`--cron` shorthand arguments that stand for `spec`, when there are some:
+/// a `crontab` spec with only `expr` and `timezone`, or a `cron` spec with only fields and
+/// `timezone`.
+fn shorthand(spec: &Value) -> Option<Vec<String>> {
+    let map = spec.as_object()?;
+    let tz = map.get("timezone")?.as_str()?.to_owned();
+    match map.get("type")?.as_str()? {
+        "crontab" if map.len() == 3 => {
+            let expr = map.get("expr")?.as_str()?.to_owned();
+            Some(vec!["--crontab".into(), expr, "--tz".into(), tz])
+        }
+        "cron" => {
+            let mut pairs = Vec::new();
+            for (key, value) in map {
+                if key == "type" || key == "timezone" {
+                    continue;
+                }
+                if !CRON_FIELDS.contains(&key.as_str()) {
+                    return None;
+                }
+                let value = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return None,
+                };
+                if value.contains('=') || value.trim().is_empty() {
+                    return None;
+                }
+                pairs.push(format!("{key}={value}"));
+            }
+            if pairs.is_empty() {
+                return None;
+            }
+            Some(vec!["--cron".into(), pairs.join(","), "--tz".into(), tz])
+        }
+        _ => None,
+    }
+}
+
+/// The cron fields the `--cron` shorthand takes.
+const CRON_FIELDS: [&str; 8] = [
+    "year",
+    "month",
+    "day",
+    "week",
+    "day_of_week",
+    "hour",
+    "minute",
+    "second",
+];
+
+/// Runs one case, and again through its shorthand when it has one; `Err` says what went
+/// wrong.
 fn check(case: &Value) -> Result<(), String> {
     let spec = case["trigger"].to_string();
+    check_with(case, vec!["--trigger".into(), spec])?;
+    if let Some(args) = shorthand(&case["trigger"]) {
+        check_with(case, args.clone()).map_err(|e| format!("through {args:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs one case with `source` as the arguments that give the trigger.
+fn check_with(case: &Value, source: Vec<String>) -> Result<(), String> {
     if case.get("expect_error").and_then(Value::as_bool) == Some(true) {
-        let out = sched(&[
-            "next".into(),
-            "--trigger".into(),
-            spec,
-            "--count".into(),
-            "1".into(),
-        ]);
+        let mut args = vec!["next".to_owned(), "--count".into(), "1".into()];
+        args.extend(source);
+        let out = sched(&args);
         if out.status.code() != Some(2) {
             return Err(format!(
                 "expected exit status 2, got {:?}",
@@ -68,8 +129,6 @@ fn check(case: &Value) -> Result<(), String> {
 
     let mut args = vec![
         "next".to_owned(),
-        "--trigger".into(),
-        spec,
         "--now".into(),
         case["now"].as_str().expect("now").to_owned(),
         "--count".into(),
@@ -78,6 +137,7 @@ fn check(case: &Value) -> Result<(), String> {
     if let Some(previous) = case["previous"].as_str() {
         args.extend(["--previous".to_owned(), previous.to_owned()]);
     }
+    args.extend(source);
     let out = sched(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
