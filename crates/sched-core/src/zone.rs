@@ -77,12 +77,21 @@ impl Zone {
 
     /// The local wall-clock time of `instant`.
     pub fn local(&self, instant: DateTime<Utc>) -> NaiveDateTime {
-        instant.naive_utc() + self.offset_at(instant)
+        // Only instants within a day of chrono's range limits (year ±262,143) cannot be
+        // shifted; they keep their UTC reading rather than panic.
+        let utc = instant.naive_utc();
+        utc.checked_add_offset(self.offset_at(instant))
+            .unwrap_or(utc)
     }
 
     /// `instant` as a `DateTime` carrying this zone's offset at that instant.
     pub fn fixed(&self, instant: DateTime<Utc>) -> DateTime<FixedOffset> {
-        instant.with_timezone(&self.offset_at(instant))
+        let offset = self.offset_at(instant);
+        match instant.naive_utc().checked_add_offset(offset) {
+            Some(_) => instant.with_timezone(&offset),
+            // At chrono's range limits the local reading does not exist: stay in UTC.
+            None => instant.fixed_offset(),
+        }
     }
 
     /// How the wall time `local` maps to instants in this zone.
@@ -116,7 +125,8 @@ impl Zone {
 }
 
 fn naive_minus(local: NaiveDateTime, off: FixedOffset) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&(local - chrono::Duration::seconds(i64::from(off.local_minus_utc()))))
+    // Saturates at chrono's range limits instead of panicking.
+    Utc.from_utc_datetime(&local.checked_sub_offset(off).unwrap_or(local))
 }
 
 /// The offset in force immediately before the gap that swallows `local`.
@@ -126,7 +136,10 @@ fn pre_gap_offset(tz: Tz, local: NaiveDateTime) -> FixedOffset {
     // this is bounded by a day; it runs only for wall times inside a gap.
     let mut t = local;
     for _ in 0..(24 * 60) {
-        t -= chrono::Duration::minutes(1);
+        t = match t.checked_sub_signed(chrono::Duration::minutes(1)) {
+            Some(earlier) => earlier,
+            None => break,
+        };
         match tz.from_local_datetime(&t) {
             chrono::LocalResult::Single(dt) => return dt.offset().fix(),
             chrono::LocalResult::Ambiguous(_, later) => return later.offset().fix(),
