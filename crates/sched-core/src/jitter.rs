@@ -171,10 +171,10 @@ pub(crate) fn write_jitter(map: &mut Map<String, Value>, jitter: Option<Duration
 
 /// Whole microseconds as a JSON number of seconds (an integer when it is whole).
 pub(crate) fn micros_as_seconds(micros: u128) -> Value {
-    if micros % 1_000_000 == 0 {
-        if let Ok(s) = u64::try_from(micros / 1_000_000) {
-            return Value::from(s);
-        }
+    if micros.is_multiple_of(1_000_000)
+        && let Ok(s) = u64::try_from(micros / 1_000_000)
+    {
+        return Value::from(s);
     }
     // Fractional: f64 division gives the closest double, which rounds back to `micros`
     // for every value a trigger can hold (below 2^53 microseconds).

@@ -195,14 +195,14 @@ impl CalendarIntervalBuilder {
                     "hour must be 0-23, minute and second 0-59",
                 )
             })?;
-        if let (Some(s), Some(e)) = (self.start_date, self.end_date) {
-            if e < s {
-                return Err(invalid(
-                    "end_date",
-                    format!("\"{e}\""),
-                    &format!("must not be before start_date {s}"),
-                ));
-            }
+        if let (Some(s), Some(e)) = (self.start_date, self.end_date)
+            && e < s
+        {
+            return Err(invalid(
+                "end_date",
+                format!("\"{e}\""),
+                &format!("must not be before start_date {s}"),
+            ));
         }
         for (key, date) in [("start_date", self.start_date), ("end_date", self.end_date)] {
             if let Some(d) = date.filter(|d| !(1..=LAST_YEAR).contains(&d.year())) {
@@ -389,10 +389,10 @@ impl CalendarIntervalTrigger {
             if let Some(target) = t {
                 date = self.jump_towards(date, target);
             }
-            if let Some(fire) = self.fire_on(date) {
-                if t.is_none_or(|t| fire >= t) {
-                    return Some((date, fire));
-                }
+            if let Some(fire) = self.fire_on(date)
+                && t.is_none_or(|t| fire >= t)
+            {
+                return Some((date, fire));
             }
             date = self.advance(date)?;
         }
