@@ -378,11 +378,13 @@ impl CalendarIntervalTrigger {
         mut date: NaiveDate,
         inclusive: bool,
         t: Option<DateTime<Utc>>,
+        steps: &mut usize,
     ) -> Option<(NaiveDate, DateTime<Utc>)> {
         if !inclusive {
             date = self.advance(date)?;
         }
-        for _ in 0..MAX_STEPS {
+        loop {
+            *steps = steps.checked_sub(1)?;
             if self.after_end(date) {
                 return None;
             }
@@ -396,7 +398,6 @@ impl CalendarIntervalTrigger {
             }
             date = self.advance(date)?;
         }
-        None
     }
 
     /// For periods of whole days (no years or months) the sequence is an arithmetic grid
@@ -430,22 +431,26 @@ impl CalendarIntervalTrigger {
     }
 
     /// The first fire time of the sequence continuing from `previous` (or starting afresh
-    /// for `now`) that is at or after `t`.
+    /// for `now`) that is at or after `t`. `from`, when given, is a fire time of that same
+    /// sequence before `t`: the scan resumes there instead of at the start. Every date
+    /// looked at uses one of `steps`.
     pub(crate) fn first_at_or_after(
         &self,
         previous: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
+        from: Option<DateTime<Utc>>,
         t: DateTime<Utc>,
+        steps: &mut usize,
     ) -> Option<DateTime<Utc>> {
-        let (date, inclusive) = match previous {
-            Some(p) => (local_date(self.zone, p)?, false),
-            None => {
+        let (date, inclusive, t) = match (from, previous) {
+            (Some(f), _) => (local_date(self.zone, f)?, true, t),
+            (None, Some(p)) => (local_date(self.zone, p)?, false, t),
+            (None, None) => {
                 let (date, not_before) = self.start(now)?;
-                let t = not_before.map_or(t, |n| n.max(t));
-                return self.scan(date, true, Some(t)).map(|(_, f)| f);
+                (date, true, not_before.map_or(t, |n| n.max(t)))
             }
         };
-        self.scan(date, inclusive, Some(t)).map(|(_, f)| f)
+        self.scan(date, inclusive, Some(t), steps).map(|(_, f)| f)
     }
 }
 
@@ -462,11 +467,12 @@ impl Trigger for CalendarIntervalTrigger {
         previous: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
+        let mut steps = MAX_STEPS;
         match previous {
-            Some(p) => self.scan(local_date(self.zone, p)?, false, None),
+            Some(p) => self.scan(local_date(self.zone, p)?, false, None, &mut steps),
             None => {
                 let (date, not_before) = self.start(now)?;
-                self.scan(date, true, not_before)
+                self.scan(date, true, not_before, &mut steps)
             }
         }
         .map(|(_, fire)| fire)

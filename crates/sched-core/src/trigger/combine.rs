@@ -48,7 +48,8 @@ pub struct OrTrigger {
 /// every child that is behind the latest answer `m` to its own first fire time at or after
 /// `m` (continuing its sequence from `previous`), and repeats until all agree. Each step
 /// jumps, so searches over months of candidates stay fast; after 10,000 steps (counted
-/// over nested ANDs too) the answer is `None`. Unlike APScheduler 3, an AND therefore never
+/// over nested ANDs too), or 200,000 calendar dates looked at by `calendarinterval`
+/// children, the answer is `None`. Unlike APScheduler 3, an AND therefore never
 /// hangs, including after its first fire.
 ///
 /// [`zone`](Trigger::zone) is the first child's zone.
@@ -176,7 +177,7 @@ impl Trigger for AndTrigger {
         previous: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let mut budget = Budget(MAX_CANDIDATE_STEPS);
+        let mut budget = Budget::new();
         let candidates = self
             .triggers
             .iter()
@@ -194,14 +195,29 @@ impl Trigger for AndTrigger {
     }
 }
 
-/// Candidate steps left for one top-level call.
+/// How many calendar dates one call of an `and` may look at, over all its children.
+pub(crate) const MAX_CALENDAR_STEPS: usize = 200_000;
+
+/// What one top-level call of an `and` may still spend.
 #[derive(Debug)]
-pub(crate) struct Budget(u32);
+pub(crate) struct Budget {
+    /// Candidate steps left.
+    candidates: u32,
+    /// Calendar dates left to look at.
+    dates: usize,
+}
 
 impl Budget {
-    /// Uses one step; `None` when none are left.
+    fn new() -> Budget {
+        Budget {
+            candidates: MAX_CANDIDATE_STEPS,
+            dates: MAX_CALENDAR_STEPS,
+        }
+    }
+
+    /// Uses one candidate step; `None` when none are left.
     fn take(&mut self) -> Option<()> {
-        self.0 = self.0.checked_sub(1)?;
+        self.candidates = self.candidates.checked_sub(1)?;
         Some(())
     }
 }
@@ -223,7 +239,8 @@ fn agree(
         budget.take()?;
         for (child, candidate) in children.iter().zip(candidates.iter_mut()) {
             if *candidate < latest {
-                *candidate = first_at_or_after(child, previous, now, latest, budget)?;
+                let from = Some(*candidate);
+                *candidate = first_at_or_after(child, previous, now, from, latest, budget)?;
             }
         }
     }
@@ -231,30 +248,34 @@ fn agree(
 
 /// The first fire time at or after `t` in `child`'s own sequence, continuing from
 /// `previous` (or starting afresh for `now` when there is none). `None` when the child has
-/// no such time (or the search budget is spent).
+/// no such time (or the search budget is spent). `from`, when given, is a time of the
+/// child's sequence before `t` that a search may resume from.
 pub(crate) fn first_at_or_after(
     child: &AnyTrigger,
     previous: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
+    from: Option<DateTime<Utc>>,
     t: DateTime<Utc>,
     budget: &mut Budget,
 ) -> Option<DateTime<Utc>> {
     match child {
         AnyTrigger::Date(d) => (previous.is_none() && d.run_date() >= t).then(|| d.run_date()),
         AnyTrigger::Interval(i) => i.first_at_or_after(previous, now, t),
-        AnyTrigger::CalendarInterval(c) => c.first_at_or_after(previous, now, t),
+        AnyTrigger::CalendarInterval(c) => {
+            c.first_at_or_after(previous, now, from, t, &mut budget.dates)
+        }
         AnyTrigger::Cron(c) => c.search_from(t),
         AnyTrigger::Crontab(c) => c.search_from(t),
         AnyTrigger::Or(o) => o
             .triggers
             .iter()
-            .filter_map(|c| first_at_or_after(c, previous, now, t, budget))
+            .filter_map(|c| first_at_or_after(c, previous, now, None, t, budget))
             .min(),
         AnyTrigger::And(a) => {
             let candidates = a
                 .triggers
                 .iter()
-                .map(|c| first_at_or_after(c, previous, now, t, budget))
+                .map(|c| first_at_or_after(c, previous, now, None, t, budget))
                 .collect::<Option<Vec<_>>>()?;
             agree(&a.triggers, candidates, previous, now, budget)
         }
