@@ -519,3 +519,43 @@ fn calendar_interval_roundtrips_through_the_builder() {
     );
     let _ = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0);
 }
+
+#[test]
+fn jitter_setters_and_getters() {
+    let t = IntervalTrigger::new(Duration::from_secs(60)).with_jitter(Duration::from_secs(3));
+    assert_eq!(Trigger::jitter(&t), Some(Duration::from_secs(3)));
+    let any = AnyTrigger::from(t);
+    assert_eq!(any.to_value()["jitter"], json!(3));
+    let or = OrTrigger::new(vec![any.clone()])
+        .expect("or")
+        .with_jitter(Duration::from_micros(1));
+    assert_eq!(or.jitter(), Some(Duration::from_micros(1)));
+    let and = AndTrigger::new(vec![any])
+        .expect("and")
+        .with_jitter(Duration::ZERO);
+    assert_eq!(and.jitter(), None);
+}
+
+#[test]
+fn nesting_is_limited() {
+    let leaf = json!({"type": "interval", "hours": 1});
+    let nest = |levels: usize| {
+        let mut v = leaf.clone();
+        for i in 0..levels {
+            v = json!({"type": if i % 2 == 0 { "and" } else { "or" }, "triggers": [v]});
+        }
+        v
+    };
+    assert!(AnyTrigger::from_value(&nest(32)).is_ok());
+    assert!(AnyTrigger::from_value(&nest(33)).is_err());
+    assert!(AnyTrigger::from_json(&nest(200).to_string()).is_err());
+}
+
+#[test]
+fn and_does_not_run_past_a_calendar_end_date() {
+    let and = spec(json!({"type": "and", "triggers": [
+        {"type": "calendarinterval", "days": 1, "start_date": "2026-01-01", "end_date": "2026-01-10",
+         "timezone": "UTC"},
+        {"type": "date", "run_date": "2026-06-01T00:00:00Z"}]}));
+    assert_eq!(and.next_fire_time(None, utc("2025-12-01T00:00:00Z")), None);
+}

@@ -385,11 +385,11 @@ impl CalendarIntervalTrigger {
         }
         loop {
             *steps = steps.checked_sub(1)?;
-            if self.after_end(date) {
-                return None;
-            }
             if let Some(target) = t {
                 date = self.jump_towards(date, target);
+            }
+            if self.after_end(date) {
+                return None;
             }
             if let Some(fire) = self.fire_on(date)
                 && t.is_none_or(|t| fire >= t)

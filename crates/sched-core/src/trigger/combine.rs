@@ -22,7 +22,7 @@ pub(crate) const MAX_CANDIDATE_STEPS: u32 = 10_000;
 /// that produced them; [`zone`](Trigger::zone) is the first child's zone.
 ///
 /// Spec: `{"type": "or", "triggers": [SPEC, ...], "jitter"?: seconds}` (at least one child;
-/// children may be `and`/`or` themselves).
+/// children may be `and`/`or` themselves, up to 32 levels deep).
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -55,7 +55,7 @@ pub struct OrTrigger {
 /// [`zone`](Trigger::zone) is the first child's zone.
 ///
 /// Spec: `{"type": "and", "triggers": [SPEC, ...], "jitter"?: seconds}` (at least one
-/// child; children may be `and`/`or` themselves).
+/// child; children may be `and`/`or` themselves, up to 32 levels deep).
 ///
 /// ```
 /// use std::time::Duration;
@@ -99,9 +99,9 @@ macro_rules! combinator {
             }
 
             /// Sets the largest random delay the scheduler adds to each fire (see
-            /// [`crate::jitter`]); zero means none.
+            /// [`crate::jitter`]); zero means none. [`Trigger::jitter`] reads it back.
             #[must_use]
-            pub fn jitter(mut self, jitter: Duration) -> $ty {
+            pub fn with_jitter(mut self, jitter: Duration) -> $ty {
                 self.jitter = normalize_jitter(jitter);
                 self
             }
@@ -134,8 +134,18 @@ macro_rules! combinator {
 combinator!(OrTrigger);
 combinator!(AndTrigger);
 
+/// How deeply `and`/`or` specs may nest.
+pub(crate) const MAX_DEPTH: usize = 32;
+
 fn read_children(r: &mut SpecReader) -> Result<Vec<AnyTrigger>, TriggerError> {
     let value = r.require("triggers")?;
+    if r.prefix().matches("triggers[").count() >= MAX_DEPTH {
+        return Err(r.invalid(
+            "triggers",
+            &Value::String("...".into()),
+            format!("and/or triggers nest at most {MAX_DEPTH} levels deep"),
+        ));
+    }
     let Value::Array(items) = &value else {
         return Err(r.invalid("triggers", &value, "expected an array of trigger specs"));
     };

@@ -105,6 +105,10 @@ impl IntervalTrigger {
 
     /// Sets the zone times are written in. It does not change any instant: the period is
     /// absolute time.
+    ///
+    /// The spec writes a named zone as `timezone` and a fixed offset through the offset of
+    /// `start_date`; a fixed-offset zone without a start date cannot be written and reads
+    /// back as UTC.
     #[must_use]
     pub fn timezone(mut self, zone: Zone) -> IntervalTrigger {
         self.zone = zone;
@@ -112,9 +116,9 @@ impl IntervalTrigger {
     }
 
     /// Sets the largest random delay the scheduler adds to each fire (see
-    /// [`crate::jitter`]); zero means none.
+    /// [`crate::jitter`]); zero means none. [`Trigger::jitter`] reads it back.
     #[must_use]
-    pub fn jitter(mut self, jitter: Duration) -> IntervalTrigger {
+    pub fn with_jitter(mut self, jitter: Duration) -> IntervalTrigger {
         self.jitter = normalize_jitter(jitter);
         self
     }
