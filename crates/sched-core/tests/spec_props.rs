@@ -167,6 +167,9 @@ fn exercise(t: &AnyTrigger, previous: Option<DateTime<Utc>>, now: DateTime<Utc>)
             break;
         };
         let _ = t.zone().format(next);
+        for zone in ["Etc/GMT+12", "Pacific/Kiritimati"] {
+            let _ = Zone::from_name(zone, "timezone").unwrap().format(next);
+        }
         previous = Some(next);
         now = next;
     }

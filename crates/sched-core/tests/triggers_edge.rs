@@ -559,3 +559,21 @@ fn and_does_not_run_past_a_calendar_end_date() {
         {"type": "date", "run_date": "2026-06-01T00:00:00Z"}]}));
     assert_eq!(and.next_fire_time(None, utc("2025-12-01T00:00:00Z")), None);
 }
+
+#[test]
+fn fire_times_stay_within_what_rfc3339_can_write() {
+    let max = DateTime::<Utc>::MAX_UTC;
+    assert_eq!(DateTrigger::new(max).next_fire_time(None, max), None);
+    let near_end = max - TimeDelta::hours(1);
+    let t = IntervalTrigger::new(Duration::from_secs(60));
+    assert_eq!(t.next_fire_time(Some(near_end), near_end), None);
+    assert_eq!(t.next_fire_time(None, DateTime::<Utc>::MIN_UTC), None);
+    let last = utc("9999-12-31T23:59:59-23:59");
+    assert_eq!(
+        t.next_fire_time(None, last - TimeDelta::seconds(60)),
+        Some(last)
+    );
+    assert_eq!(t.next_fire_time(Some(last), last), None);
+    let or = OrTrigger::new(vec![DateTrigger::new(max).into(), t.into()]).expect("or");
+    assert_eq!(or.next_fire_time(None, near_end), None);
+}

@@ -269,7 +269,7 @@ pub(crate) fn first_at_or_after(
     budget: &mut Budget,
 ) -> Option<DateTime<Utc>> {
     match child {
-        AnyTrigger::Date(d) => (previous.is_none() && d.run_date() >= t).then(|| d.run_date()),
+        AnyTrigger::Date(d) => d.next_fire_time(previous, now).filter(|r| *r >= t),
         AnyTrigger::Interval(i) => i.first_at_or_after(previous, now, t),
         AnyTrigger::CalendarInterval(c) => {
             c.first_at_or_after(previous, now, from, t, &mut budget.dates)

@@ -1,6 +1,6 @@
 //! The `date` trigger: fires once, at a given instant.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use crate::spec::{SpecReader, timestamp_value};
@@ -11,7 +11,8 @@ use crate::{TriggerError, Zone};
 ///
 /// The first call (`previous` is `None`) returns `run_date` whatever `now` is, so a run date
 /// in the past is still returned once (the scheduler's misfire policy decides whether it
-/// runs); any call with a previous fire time returns `None`.
+/// runs); any call with a previous fire time returns `None`. A run date outside the years
+/// RFC 3339 can write (0000–9999) never fires.
 ///
 /// Spec: `{"type": "date", "run_date": RFC3339, "timezone"?: IANA}`. The zone only decides
 /// the offset times are written in; without `timezone` it is the offset written in
@@ -80,6 +81,22 @@ impl DateTrigger {
     }
 }
 
+/// Whether `t` lies in the range an RFC 3339 timestamp can name (years 0000 to 9999 in
+/// some UTC offset). Triggers never return instants outside it, so every fire time can be
+/// written to a spec and formatted in any zone.
+pub(crate) fn in_spec_range(t: DateTime<Utc>) -> bool {
+    let at = |y, m, d, h, min| {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(h, min, 0))
+            .map(|n| n.and_utc())
+    };
+    // From 0000-01-01T00:00:00+23:59 up to (not including) 10000-01-01T00:00:00-23:59.
+    match (at(-1, 12, 31, 0, 1), at(10_000, 1, 1, 23, 59)) {
+        (Some(lo), Some(hi)) => lo <= t && t < hi,
+        _ => false,
+    }
+}
+
 /// The error for a required key that is absent.
 pub(crate) fn missing(r: &SpecReader, key: &str) -> TriggerError {
     TriggerError::MissingField {
@@ -95,7 +112,7 @@ impl Trigger for DateTrigger {
         _now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         match previous {
-            None => Some(self.run_date),
+            None => in_spec_range(self.run_date).then_some(self.run_date),
             Some(_) => None,
         }
     }

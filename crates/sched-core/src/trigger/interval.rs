@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::jitter::{micros_as_seconds, normalize_jitter, read_jitter, write_jitter};
 use crate::spec::{SpecReader, timestamp_value};
 use crate::trigger::Trigger;
+use crate::trigger::date::in_spec_range;
 use crate::{TriggerError, Zone};
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
@@ -25,6 +26,7 @@ const UNITS: [(&str, i64); 5] = [
 /// * First fire (`previous` is `None`): `start_date` if it is later than `now`, else the
 ///   first `start_date + k·period` at or after `now` (`now` itself when it is on that grid).
 /// * A result later than `end_date` (inclusive) ends the trigger.
+/// * Fire times stay within the years RFC 3339 can write (0000–9999); beyond, `None`.
 /// * Because the period is absolute, a `days: 1` interval stays 24 hours apart across a DST
 ///   change and its wall-clock time moves by the shift.
 ///
@@ -242,7 +244,7 @@ impl IntervalTrigger {
     fn within_end(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self.end_date {
             Some(end) if t > end => None,
-            _ => Some(t),
+            _ => in_spec_range(t).then_some(t),
         }
     }
 }
