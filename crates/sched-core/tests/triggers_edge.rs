@@ -577,3 +577,17 @@ fn fire_times_stay_within_what_rfc3339_can_write() {
     let or = OrTrigger::new(vec![DateTrigger::new(max).into(), t.into()]).expect("or");
     assert_eq!(or.next_fire_time(None, near_end), None);
 }
+
+#[test]
+fn writing_out_of_range_instants_does_not_panic() {
+    let (min, max) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    let date = AnyTrigger::from(DateTrigger::new(max).timezone(zone("Pacific/Kiritimati")));
+    assert!(AnyTrigger::from_value(&date.to_value()).is_err());
+    let interval = AnyTrigger::from(
+        IntervalTrigger::new(Duration::from_secs(1))
+            .start_date(min)
+            .end_date(max)
+            .timezone(zone("Etc/GMT+12")),
+    );
+    assert!(AnyTrigger::from_value(&interval.to_value()).is_err());
+}

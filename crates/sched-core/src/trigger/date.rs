@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use crate::spec::{SpecReader, timestamp_value};
 use crate::trigger::Trigger;
 use crate::{TriggerError, Zone};
+use chrono::SecondsFormat;
 
 /// Fires exactly once, at `run_date`.
 ///
@@ -73,7 +74,7 @@ impl DateTrigger {
 
     pub(crate) fn write(&self) -> Map<String, Value> {
         let mut map = Map::new();
-        map.insert("run_date".into(), timestamp_value(self.zone, self.run_date));
+        map.insert("run_date".into(), instant_value(self.zone, self.run_date));
         if self.zone.is_named() {
             map.insert("timezone".into(), Value::String(self.zone.name()));
         }
@@ -94,6 +95,17 @@ pub(crate) fn in_spec_range(t: DateTime<Utc>) -> bool {
     match (at(-1, 12, 31, 0, 1), at(10_000, 1, 1, 23, 59)) {
         (Some(lo), Some(hi)) => lo <= t && t < hi,
         _ => false,
+    }
+}
+
+/// `t` as an RFC 3339 spec value in `zone`'s offset. An instant outside what RFC 3339 can
+/// name (only reachable through the Rust API) is written in UTC with an extended year; it
+/// does not parse back, which is the honest answer.
+pub(crate) fn instant_value(zone: Zone, t: DateTime<Utc>) -> Value {
+    if in_spec_range(t) {
+        timestamp_value(zone, t)
+    } else {
+        Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
     }
 }
 

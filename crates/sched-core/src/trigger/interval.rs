@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::jitter::{micros_as_seconds, normalize_jitter, read_jitter, write_jitter};
-use crate::spec::{SpecReader, timestamp_value};
+use crate::spec::SpecReader;
 use crate::trigger::Trigger;
-use crate::trigger::date::in_spec_range;
+use crate::trigger::date::{in_spec_range, instant_value};
 use crate::{TriggerError, Zone};
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
@@ -188,10 +188,10 @@ impl IntervalTrigger {
             );
         }
         if let Some(s) = self.start_date {
-            map.insert("start_date".into(), timestamp_value(self.zone, s));
+            map.insert("start_date".into(), instant_value(self.zone, s));
         }
         if let Some(e) = self.end_date {
-            map.insert("end_date".into(), timestamp_value(self.zone, e));
+            map.insert("end_date".into(), instant_value(self.zone, e));
         }
         if self.zone.is_named() && !(self.zone == Zone::UTC && self.start_date.is_none()) {
             map.insert("timezone".into(), Value::String(self.zone.name()));
