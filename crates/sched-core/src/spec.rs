@@ -164,10 +164,10 @@ impl SpecReader {
             None => Ok(None),
             Some(text) => {
                 let field = self.path(key);
-                if let Ok(d) = NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
-                    if text.len() == 10 {
-                        return Ok(Some(d));
-                    }
+                if let Ok(d) = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                    && text.len() == 10
+                {
+                    return Ok(Some(d));
                 }
                 let ts =
                     parse_timestamp(&text, &field).map_err(|_| TriggerError::InvalidTimestamp {

@@ -24,6 +24,11 @@ impl CrontabTrigger {
     pub(crate) fn write(&self) -> Map<String, Value> {
         Map::new()
     }
+
+    /// The first fire time at or after `start` (placeholder: the cron engine replaces it).
+    pub(crate) fn search_from(&self, _start: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 impl Trigger for CrontabTrigger {

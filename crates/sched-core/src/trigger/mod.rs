@@ -24,7 +24,7 @@ mod date;
 pub(crate) mod engine;
 mod interval;
 
-pub use calendar_interval::CalendarIntervalTrigger;
+pub use calendar_interval::{CalendarIntervalBuilder, CalendarIntervalTrigger};
 pub use combine::{AndTrigger, OrTrigger};
 pub use cron::CronTrigger;
 pub use crontab::CrontabTrigger;
