@@ -62,14 +62,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
 use crate::spec::SpecReader;
+use crate::trigger::Trigger;
 use crate::trigger::engine::options::Options;
 use crate::trigger::engine::parse::{
-    parse_field, FieldRules, CRON_DAY, CRON_HOUR, CRON_MINUTE, CRON_MONTH, CRON_WEEK,
-    CRON_WEEKDAY, CRON_YEAR,
+    CRON_DAY, CRON_HOUR, CRON_MINUTE, CRON_MONTH, CRON_WEEK, CRON_WEEKDAY, CRON_YEAR, FieldRules,
+    parse_field,
 };
 use crate::trigger::engine::search::Searcher;
 use crate::trigger::engine::{DayMode, Schedule, YEAR_MIN};
-use crate::trigger::Trigger;
 use crate::zone::DstRepeat;
 use crate::{TriggerError, Zone};
 

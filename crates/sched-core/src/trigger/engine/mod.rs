@@ -189,10 +189,10 @@ impl Schedule {
                     return 0;
                 }
                 let d = match wd(n) {
-                    5 if n == 1 => 3,  // Saturday the 1st: Monday the 3rd
-                    5 => n - 1,        // Saturday: Friday before
+                    5 if n == 1 => 3,       // Saturday the 1st: Monday the 3rd
+                    5 => n - 1,             // Saturday: Friday before
                     6 if n == len => n - 2, // Sunday, last day: Friday before
-                    6 => n + 1,        // Sunday: Monday after
+                    6 => n + 1,             // Sunday: Monday after
                     _ => n,
                 };
                 if d >= 1 && d <= len { 1 << d } else { 0 }
@@ -340,4 +340,3 @@ impl Schedule {
         }
     }
 }
-

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
-use crate::spec::{number_value, timestamp_value, SpecReader};
+use crate::spec::{SpecReader, number_value, timestamp_value};
 use crate::zone::DstRepeat;
 use crate::{TriggerError, Zone};
 
@@ -20,10 +20,7 @@ pub(crate) struct Options {
 }
 
 /// Seconds as a `Duration`, for `jitter`.
-pub(crate) fn jitter_from_secs(
-    secs: f64,
-    field: &str,
-) -> Result<Duration, TriggerError> {
+pub(crate) fn jitter_from_secs(secs: f64, field: &str) -> Result<Duration, TriggerError> {
     Duration::try_from_secs_f64(secs).map_err(|e| TriggerError::InvalidValue {
         field: field.to_owned(),
         value: secs.to_string(),
@@ -79,7 +76,10 @@ impl Options {
             map.insert("jitter".into(), number_value(j.as_secs_f64()));
         }
         if self.repeat != DstRepeat::Both {
-            map.insert("dst_repeat".into(), Value::String(self.repeat.as_str().into()));
+            map.insert(
+                "dst_repeat".into(),
+                Value::String(self.repeat.as_str().into()),
+            );
         }
     }
 

@@ -263,10 +263,7 @@ fn value(cur: &mut Cursor<'_>, r: &FieldRules) -> Result<u32, FieldError> {
 }
 
 fn weekday_name(w: &str) -> Option<u32> {
-    CRON_WEEKDAYS
-        .iter()
-        .find(|(n, _)| *n == w)
-        .map(|(_, v)| *v)
+    CRON_WEEKDAYS.iter().find(|(n, _)| *n == w).map(|(_, v)| *v)
 }
 
 /// Parses a whole field text (a comma-separated list).
@@ -300,32 +297,40 @@ fn element(cur: &mut Cursor<'_>, r: &FieldRules, field: &mut Field) -> Result<()
         return Ok(());
     }
     cur.pos = start;
-    let (first, last, open) = if cur.eat('*') || (r.specials != Specials::None && !r.strict_step && cur.eat('?')) {
-        (r.min, r.star_max, true)
-    } else {
-        let a = value(cur, r)?;
-        if cur.eat('-') {
-            let b = value(cur, r)?;
-            if b < a {
-                return err(col, "range start after end");
-            }
-            (a, b, false)
+    let (first, last, open) =
+        if cur.eat('*') || (r.specials != Specials::None && !r.strict_step && cur.eat('?')) {
+            (r.min, r.star_max, true)
         } else {
-            (a, a, true)
-        }
-    };
+            let a = value(cur, r)?;
+            if cur.eat('-') {
+                let b = value(cur, r)?;
+                if b < a {
+                    return err(col, "range start after end");
+                }
+                (a, b, false)
+            } else {
+                (a, a, true)
+            }
+        };
     let single = first == last && !matches!(cur.chars.get(start), Some('*' | '?'));
     if cur.peek() == Some('/') {
         let slash = cur.column();
         cur.pos += 1;
         let Some(step) = cur.number() else {
-            return err(cur.column(), format!("expected a step: {}", describe(cur.peek())));
+            return err(
+                cur.column(),
+                format!("expected a step: {}", describe(cur.peek())),
+            );
         };
         if step == 0 {
             return err(slash, "step must be at least 1");
         }
         // `a/s` runs from a to the field's maximum.
-        let last = if single && open { r.star_max.max(first) } else { last };
+        let last = if single && open {
+            r.star_max.max(first)
+        } else {
+            last
+        };
         if r.strict_step && step > last - first {
             return err(
                 slash,
@@ -345,8 +350,14 @@ fn special(cur: &mut Cursor<'_>, r: &FieldRules, field: &mut Field) -> Result<bo
     match r.specials {
         Specials::None => {
             let w = cur.word();
-            if w == "last" || (cur.number().is_some() && matches!(cur.word().as_str(), "st" | "nd" | "rd" | "th")) {
-                return err(col, "\"last\" and \"1st\"..\"5th\" are only allowed in the day field");
+            if w == "last"
+                || (cur.number().is_some()
+                    && matches!(cur.word().as_str(), "st" | "nd" | "rd" | "th"))
+            {
+                return err(
+                    col,
+                    "\"last\" and \"1st\"..\"5th\" are only allowed in the day field",
+                );
             }
             Ok(false)
         }
@@ -406,7 +417,12 @@ fn special(cur: &mut Cursor<'_>, r: &FieldRules, field: &mut Field) -> Result<bo
                     match cur.number() {
                         Some(n) if n <= 30 => field.specials.push(DaySpecial::LastDay(n as u8)),
                         Some(n) => return err(ncol, format!("offset {n} is out of range 0-30")),
-                        None => return err(ncol, format!("expected a number: {}", describe(cur.peek()))),
+                        None => {
+                            return err(
+                                ncol,
+                                format!("expected a number: {}", describe(cur.peek())),
+                            );
+                        }
                     }
                 } else {
                     field.specials.push(DaySpecial::LastDay(0));
@@ -425,7 +441,10 @@ fn special(cur: &mut Cursor<'_>, r: &FieldRules, field: &mut Field) -> Result<bo
             Ok(false)
         }
         Specials::CrontabWeekday => {
-            let v = if cur.peek().is_some_and(|c| c.is_ascii_digit() || c.is_ascii_alphabetic()) {
+            let v = if cur
+                .peek()
+                .is_some_and(|c| c.is_ascii_digit() || c.is_ascii_alphabetic())
+            {
                 // A name may end in `l` (`fril`) only as the L form; read letters carefully.
                 let save = cur.pos;
                 match value(cur, r) {
@@ -433,9 +452,14 @@ fn special(cur: &mut Cursor<'_>, r: &FieldRules, field: &mut Field) -> Result<bo
                     Err(_) => {
                         cur.pos = save;
                         let w = cur.word();
-                        match w.strip_suffix('l').and_then(|n| CRONTAB_WEEKDAYS.iter().find(|(x, _)| *x == n)) {
+                        match w
+                            .strip_suffix('l')
+                            .and_then(|n| CRONTAB_WEEKDAYS.iter().find(|(x, _)| *x == n))
+                        {
                             Some((_, v)) => {
-                                field.specials.push(DaySpecial::LastWeekday(((v + 6) % 7) as u8));
+                                field
+                                    .specials
+                                    .push(DaySpecial::LastWeekday(((v + 6) % 7) as u8));
                                 return Ok(true);
                             }
                             None => return Ok(false),
@@ -455,7 +479,9 @@ fn special(cur: &mut Cursor<'_>, r: &FieldRules, field: &mut Field) -> Result<bo
                 match cur.number() {
                     Some(n @ 1..=5) => field.specials.push(DaySpecial::NthWeekday(wd, n as u8)),
                     Some(n) => return err(ncol, format!("occurrence {n} is out of range 1-5")),
-                    None => return err(ncol, format!("expected a number: {}", describe(cur.peek()))),
+                    None => {
+                        return err(ncol, format!("expected a number: {}", describe(cur.peek())));
+                    }
                 }
                 return Ok(true);
             }

@@ -16,8 +16,8 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, Offset, TimeDelta, 
 use chrono_tz::GapInfo;
 
 use super::{Schedule, YEAR_MAX};
-use crate::zone::{DstRepeat, LocalTime};
 use crate::Zone;
+use crate::zone::{DstRepeat, LocalTime};
 
 /// How one wall time maps to instants.
 enum Wall {
@@ -187,9 +187,7 @@ impl Searcher {
             }
         }
         let pick = |t: DateTime<Utc>| Some(pre.map_or(t, |p: DateTime<Utc>| p.min(t)));
-        let limit = self
-            .end
-            .and_then(|e| add_secs(e.naive_utc(), DAY));
+        let limit = self.end.and_then(|e| add_secs(e.naive_utc(), DAY));
         let mut from = l;
         // Every turn either returns or skips a whole gap or repeated range.
         for _ in 0..1000 {
