@@ -258,10 +258,10 @@ impl Schedule {
         let mut week = first.iso_week().week();
         let mut d = 1;
         while d <= len {
-            if d > 1 {
-                if let Some(date) = first.with_day(d) {
-                    week = date.iso_week().week();
-                }
+            if d > 1
+                && let Some(date) = first.with_day(d)
+            {
+                week = date.iso_week().week();
             }
             // Days d .. the next Monday share `week`.
             let run = if d == 1 { 7 - first_wd } else { 7 };

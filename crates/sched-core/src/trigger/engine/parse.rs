@@ -429,14 +429,14 @@ fn special(cur: &mut Cursor<'_>, r: &FieldRules, field: &mut Field) -> Result<bo
                 }
                 return Ok(true);
             }
-            if let Some(n) = cur.number() {
-                if cur.eat('W') || cur.eat('w') {
-                    if !(1..=31).contains(&n) {
-                        return err(col, format!("value {n} is out of range 1-31"));
-                    }
-                    field.specials.push(DaySpecial::NearestWeekday(n as u8));
-                    return Ok(true);
+            if let Some(n) = cur.number()
+                && (cur.eat('W') || cur.eat('w'))
+            {
+                if !(1..=31).contains(&n) {
+                    return err(col, format!("value {n} is out of range 1-31"));
                 }
+                field.specials.push(DaySpecial::NearestWeekday(n as u8));
+                return Ok(true);
             }
             Ok(false)
         }

@@ -179,10 +179,10 @@ impl Searcher {
                 .map_or(o_s, |t| self.offset(t));
             if o_b < o_s {
                 let from = add_secs(sn, i64::from(o_b))?;
-                if let Some(w) = self.schedule.next_match(from).filter(|w| *w < l) {
-                    if let Some(Wall::Gap { shifted, .. }) = self.resolve(w) {
-                        pre = (shifted >= s).then_some(shifted);
-                    }
+                if let Some(w) = self.schedule.next_match(from).filter(|w| *w < l)
+                    && let Some(Wall::Gap { shifted, .. }) = self.resolve(w)
+                {
+                    pre = (shifted >= s).then_some(shifted);
                 }
             }
         }
@@ -203,10 +203,9 @@ impl Searcher {
                     if named
                         && self.repeat == DstRepeat::Both
                         && (off != o_s || (t - s).num_seconds() > DAY)
+                        && let Some(b) = self.second_pass(s, l)
                     {
-                        if let Some(b) = self.second_pass(s, l) {
-                            best = best.min(b);
-                        }
+                        best = best.min(b);
                     }
                     return pick(best);
                 }
