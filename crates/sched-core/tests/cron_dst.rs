@@ -451,3 +451,56 @@ fn havana_midnight_repeat() {
         &["2025-11-02T00:00:00-04:00", "2025-12-02T00:00:00-05:00"],
     );
 }
+
+/// Like [`check`], but the trigger must then be exhausted.
+fn check_exhausted(spec: &str, now: &str, expected: &[&str]) {
+    check(spec, now, expected);
+    let trigger = AnyTrigger::from_json(spec).expect("valid");
+    let mut previous = None;
+    let mut at = t(now);
+    for _ in 0..expected.len() {
+        let x = trigger.next_fire_time(previous, at).expect("counted above");
+        previous = Some(x);
+        at = x;
+    }
+    assert_eq!(trigger.next_fire_time(previous, at), None, "{spec} goes on");
+}
+
+// ---------------------------------------------------------------- second passes far from
+// the next first-pass match
+//
+// Europe/Berlin, 2026-10-25: 02:00-02:59 twice (CEST 00:00-00:59Z, CET 01:00-01:59Z).
+// 2027-03-28: 02:00-02:59 missing. 2027-10-31: 02:00-02:59 twice.
+
+/// From 02:40 CEST on Oct 25 the next first-pass match is in March 2027 (a gap time,
+/// shifted), but 02:30 CET, later that same night, comes first.
+#[test]
+fn berlin_second_pass_before_a_distant_match() {
+    check(
+        r#"{"type":"cron","month":"3,10","day":"last sun","hour":2,"minute":30,"timezone":"Europe/Berlin"}"#,
+        "2026-10-25T02:40:00+02:00",
+        &[
+            "2026-10-25T02:30:00+01:00",
+            "2027-03-28T03:30:00+02:00",
+            "2027-10-31T02:30:00+02:00",
+            "2027-10-31T02:30:00+01:00",
+        ],
+    );
+}
+
+/// America/New_York, 2025-11-02, 01:00-01:59 twice. From 01:55 EDT, with no match after
+/// the repeated hour at all (the year field ends it), the second pass still fires.
+#[test]
+fn new_york_second_pass_when_nothing_follows() {
+    check_exhausted(
+        r#"{"type":"cron","year":2025,"month":11,"day":2,"hour":1,"minute":"0,50","timezone":"America/New_York"}"#,
+        "2025-11-02T01:55:00-04:00",
+        &["2025-11-02T01:00:00-05:00", "2025-11-02T01:50:00-05:00"],
+    );
+    // The same with an end_date inside the second pass (inclusive).
+    check_exhausted(
+        r#"{"type":"crontab","expr":"*/20 * * * *","end_date":"2025-11-02T01:20:00-05:00","timezone":"America/New_York"}"#,
+        "2025-11-02T01:50:00-04:00",
+        &["2025-11-02T01:00:00-05:00", "2025-11-02T01:20:00-05:00"],
+    );
+}

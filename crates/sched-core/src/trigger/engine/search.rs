@@ -186,42 +186,39 @@ impl Searcher {
                 }
             }
         }
-        let pick = |t: DateTime<Utc>| Some(pre.map_or(t, |p: DateTime<Utc>| p.min(t)));
         let limit = self.end.and_then(|e| add_secs(e.naive_utc(), DAY));
         let mut from = l;
-        // Every turn either returns or skips a whole gap or repeated range.
+        // (instant, whether it was read with the start's offset)
+        let mut found: Option<(DateTime<Utc>, bool)> = None;
+        // Every turn either ends the search or skips a whole gap or repeated range.
         for _ in 0..1000 {
             let Some(w) = self.schedule.next_match(from) else {
-                return pre;
+                break;
             };
             if limit.is_some_and(|lim| w > lim) {
-                return pre;
+                break;
             }
             match self.resolve(w)? {
                 Wall::Single(t, off) => {
-                    let mut best = t;
-                    if named
-                        && self.repeat == DstRepeat::Both
-                        && (off != o_s || (t - s).num_seconds() > DAY)
-                        && let Some(b) = self.second_pass(s, l)
-                    {
-                        best = best.min(b);
-                    }
-                    return pick(best);
+                    found = Some((t, off == o_s));
+                    break;
                 }
                 Wall::Repeated(a, b) => {
                     if a >= s {
-                        return pick(a);
+                        found = Some((a, true));
+                        break;
                     }
                     if self.repeat == DstRepeat::Both && b >= s {
-                        return pick(b);
+                        found = Some((b, true));
+                        break;
                     }
                     let next = self.fold_end(a, b)?;
                     from = if next > w { next } else { add_secs(w, 1)? };
                 }
                 Wall::Gap { shifted, end } => {
                     if self.fixed && shifted >= s {
-                        return pick(shifted);
+                        found = Some((shifted, false));
+                        break;
                     }
                     from = match end {
                         Some(e) if e > w => e,
@@ -230,6 +227,24 @@ impl Searcher {
                 }
             }
         }
-        pre
+        let mut best = found.map(|f| f.0);
+        // If `s` lies in the first pass of a repeated period, second-pass occurrences of
+        // wall times before `l` come before anything found after the period. That can only
+        // be so when the offset changed on the way, or the result is far away.
+        let fold_possible = match found {
+            None => true,
+            Some((t, same_offset)) => !same_offset || (t - s).num_seconds() > DAY,
+        };
+        if named
+            && self.repeat == DstRepeat::Both
+            && fold_possible
+            && let Some(b) = self.second_pass(s, l)
+        {
+            best = Some(best.map_or(b, |x| x.min(b)));
+        }
+        match (best, pre) {
+            (Some(x), Some(p)) => Some(x.min(p)),
+            (x, p) => x.or(p),
+        }
     }
 }
