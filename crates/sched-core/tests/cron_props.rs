@@ -339,3 +339,115 @@ proptest! {
         }
     }
 }
+
+/// DST changes to search around (UTC instants of the change).
+const CHANGES: &[(&str, &str)] = &[
+    ("America/New_York", "2025-03-09T07:00:00Z"),
+    ("America/New_York", "2025-11-02T06:00:00Z"),
+    ("Europe/Berlin", "2026-03-29T01:00:00Z"),
+    ("Europe/Berlin", "2026-10-25T01:00:00Z"),
+    ("Australia/Sydney", "2025-04-05T16:00:00Z"),
+    ("Australia/Sydney", "2025-10-04T16:00:00Z"),
+    ("America/Santiago", "2024-04-07T03:00:00Z"),
+    ("America/Santiago", "2024-09-08T04:00:00Z"),
+    ("Australia/Lord_Howe", "2023-04-01T15:00:00Z"),
+    ("Australia/Lord_Howe", "2023-09-30T15:30:00Z"),
+    ("Pacific/Chatham", "2025-04-05T14:00:00Z"),
+    ("Pacific/Chatham", "2025-09-27T14:00:00Z"),
+    ("America/Havana", "2025-03-09T05:00:00Z"),
+    ("America/Havana", "2025-11-02T05:00:00Z"),
+];
+
+/// The DST rules written as a brute force over every minute: the smallest instant >= `s`
+/// that is (a) a minute whose wall time matches (only the first instant of a repeated wall
+/// time with `first_only`), or (b) for a fixed-time schedule, a matching wall time in a gap
+/// shifted forward by the gap. `None` when nothing lies within two days.
+fn reference(
+    sets: &[BTreeSet<u32>],
+    zone: Zone,
+    s: DateTime<Utc>,
+    first_only: bool,
+) -> Option<DateTime<Utc>> {
+    let fixed = sets[4].len() == 1 && sets[5].len() == 1 && sets[6].len() == 1;
+    let horizon = s + chrono::Duration::days(2);
+    let mut best: Option<DateTime<Utc>> = None;
+    // (a) real instants, minute by minute (every zone here has whole-minute offsets).
+    let mut u = s;
+    while u <= horizon && best.is_none() {
+        let w = zone.local(u);
+        if matches(sets, w) {
+            let first = match zone.resolve(w) {
+                LocalTime::Repeated(a, _) => a == u,
+                _ => true,
+            };
+            if !first_only || first {
+                best = Some(u);
+            }
+        }
+        u += chrono::Duration::minutes(1);
+    }
+    // (b) gap shifts: walk wall minutes around the start.
+    if fixed {
+        let mut w = zone.local(s) - chrono::Duration::hours(3);
+        let end = zone.local(horizon);
+        while w <= end {
+            if matches(sets, w)
+                && let LocalTime::Missing { shifted } = zone.resolve(w)
+                && shifted >= s
+                && best.is_none_or(|b| shifted < b)
+            {
+                best = Some(shifted);
+            }
+            w += chrono::Duration::minutes(1);
+        }
+    }
+    best
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn dst_rules_match_a_brute_force_model(
+        change in 0..CHANGES.len(),
+        offset_min in prop_oneof![-240i64..240, -70i64..70],
+        hour_pick in prop::option::weighted(0.3, gen_field(0, 23)),
+        hour_near in 0u32..3,
+        minute in prop_oneof![gen_field(0, 59), (0u32..60).prop_map(|m| Gen { text: m.to_string(), values: [m].into() })],
+        first_only in any::<bool>(),
+        crontab in any::<bool>(),
+    ) {
+        let (zone_name, at) = CHANGES[change];
+        let zone = Zone::from_name(zone_name, "timezone").expect("zone");
+        let s = DateTime::parse_from_rfc3339(at).expect("change").to_utc()
+            + chrono::Duration::minutes(offset_min);
+        // Mostly one hour next to the change's wall hour, so gap and repeat cases are common.
+        let change_hour = zone.local(DateTime::parse_from_rfc3339(at).expect("change").to_utc() - chrono::Duration::seconds(1)).hour();
+        let hour = hour_pick.unwrap_or_else(|| {
+            let h = (change_hour + 23 + hour_near) % 24;
+            Gen { text: h.to_string(), values: [h].into() }
+        });
+        let repeat = if first_only { r#","dst_repeat":"first""# } else { "" };
+        let spec = if crontab {
+            format!(
+                r#"{{"type":"crontab","expr":"{} {} * * *","timezone":"{zone_name}"{repeat}}}"#,
+                minute.text.replace(' ', ""), hour.text.replace(' ', "")
+            )
+        } else {
+            format!(
+                r#"{{"type":"cron","hour":"{}","minute":"{}","timezone":"{zone_name}"{repeat}}}"#,
+                hour.text, minute.text
+            )
+        };
+        let trigger = AnyTrigger::from_json(&spec).expect("valid spec");
+        let all = |a: u32, b: u32| (a..=b).collect::<BTreeSet<u32>>();
+        let sets = vec![all(1, 12), all(1, 31), all(1, 53), all(0, 6), hour.values.clone(), minute.values.clone(), [0].into()];
+        let want = reference(&sets, zone, s, first_only);
+        let got = trigger.next_fire_time(None, s);
+        prop_assert_eq!(
+            got.map(|t| zone.format(t)),
+            want.map(|t| zone.format(t)),
+            "{} from {}", spec, zone.format(s)
+        );
+    }
+}
