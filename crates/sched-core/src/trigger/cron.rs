@@ -337,3 +337,60 @@ impl Trigger for CronTrigger {
         self.options.jitter
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trigger::CrontabTrigger;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// `search_from`: first match at or after the start rounded up to a whole second; the
+    /// start fires itself; `start_date` is not consulted; `end_date` is inclusive.
+    #[test]
+    fn search_from_contract() {
+        let t = CronTrigger::builder()
+            .minute("*/5")
+            .timezone(Zone::UTC)
+            .start_date(at("2030-01-01T00:00:00Z"))
+            .end_date(at("2026-01-01T10:10:00Z"))
+            .build()
+            .unwrap();
+        assert_eq!(
+            t.search_from(at("2026-01-01T10:05:00Z")),
+            Some(at("2026-01-01T10:05:00Z"))
+        );
+        assert_eq!(
+            t.search_from(at("2026-01-01T10:05:00.000001Z")),
+            Some(at("2026-01-01T10:10:00Z"))
+        );
+        assert_eq!(t.search_from(at("2026-01-01T10:10:00.5Z")), None);
+
+        let tab = CrontabTrigger::new("0 0 L 2 *", Zone::UTC).unwrap();
+        assert_eq!(
+            tab.search_from(at("2027-03-01T00:00:00Z")),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
+    }
+
+    /// A field that matches nothing ends the trigger instead of searching forever.
+    #[test]
+    fn impossible_dates_end() {
+        let t = CronTrigger::builder()
+            .month(2)
+            .day(30)
+            .timezone(Zone::UTC)
+            .build()
+            .unwrap();
+        assert_eq!(t.search_from(at("2026-01-01T00:00:00Z")), None);
+        let t = CronTrigger::builder()
+            .year("2024")
+            .week(53)
+            .timezone(Zone::UTC)
+            .build()
+            .unwrap();
+        assert_eq!(t.search_from(at("2020-01-01T00:00:00Z")), None);
+    }
+}
