@@ -1,59 +1,5 @@
-//! The `cron` trigger: APScheduler-style cron fields, evaluated on local wall time.
-//!
-//! # Fields
-//!
-//! `year` (1970-9999), `month` (1-12, `jan`-`dec`), `day` (1-31), `week` (ISO week 1-53),
-//! `day_of_week` (0-6, **0 = Monday**, `mon`-`sun`), `hour` (0-23), `minute` and `second`
-//! (0-59). All given fields must match. Each field is a comma-separated list of `*`, `*/s`,
-//! `a`, `a-b`, `a-b/s`, `a/s`; `day` also takes `last`, `last fri` and `1st`..`5th` +
-//! weekday (`3rd mon`). Unset fields more significant than the least significant given one
-//! are `*`; the ones after it take their minimum (`week` and `day_of_week` stay `*`); a
-//! trigger with no fields fires every second.
-//!
-//! # Where a search starts
-//!
-//! With a previous fire time, at the earlier of `now` and `previous + 1µs` (so missed times
-//! are caught up and `start_date` is not consulted); without one, at the later of `now`
-//! and `start_date`. The start is rounded up to a whole second and fires itself if it
-//! matches. A time after `end_date` (inclusive) ends the trigger.
-//!
-//! # Daylight saving time
-//!
-//! Fields are matched against **local wall time**, and a wall-clock change is never added
-//! as absolute time. The result is always the smallest matching instant at or after the
-//! start. `crontab` follows the same rules.
-//!
-//! 1. A matching wall time that exists once fires at its instant.
-//!
-//! 2. A repeated wall time (fall-back) fires at both instants, the earlier first, also when
-//!    the search starts inside the second pass. When it starts inside the *first* pass,
-//!    second-pass occurrences of earlier wall times are later instants and count too:
-//!
-//!    ```text
-//!    America/New_York, 2025-11-02, minute "*/20", search from 01:30 EDT
-//!    01:30 EDT  01:40 EDT  | 01:00 EST  01:20 EST  01:40 EST  02:00 EST
-//!       fire      fire     |   fire       fire       fire       fire
-//!    ```
-//!
-//! 3. A wall time inside a spring-forward gap does not exist. A **fixed-time** trigger (its
-//!    hour, minute and second fields each accept exactly one value, such as a daily 02:30
-//!    job) fires once, shifted forward by the gap's length; any other trigger skips it. A
-//!    shifted time that coincides with a real match fires once.
-//!
-//!    ```text
-//!    America/New_York, 2025-03-09, clocks go 02:00 EST -> 03:00 EDT
-//!    hour 2, minute 30 (fixed-time):  fires 03:30 EDT (02:30 + the 1-hour gap)
-//!    Australia/Lord_Howe, 2023-10-01, clocks go 02:00 -> 02:30 (+10:30 -> +11:00)
-//!    minute "*/20" (not fixed-time):  01:40, [02:00 and 02:20 do not exist], 02:40
-//!    ```
-//!
-//! 4. With [`DstRepeat::First`] (`"dst_repeat": "first"`), a repeated wall time fires only
-//!    at its first instant.
-//!
-//! 5. Roll-overs stay on the wall clock: `{"day": 1}` in New York from 2025-02-27 fires
-//!    Mar 1, Apr 1 and May 1 at 00:00 local (APScheduler 3 skips April), and a daily 00:00
-//!    job in America/Santiago, where DST starts at midnight, still fires on that day, at
-//!    01:00 (00:00 shifted by the gap).
+//! The `cron` trigger: APScheduler-style cron fields, evaluated on local wall time (the
+//! rules are documented on [`CronTrigger`]).
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -97,7 +43,70 @@ const RULES: [FieldRules; 8] = [
 ];
 
 /// Fires when the local wall time matches every given cron field (APScheduler 3 field
-/// semantics, with the DST rules in the [module documentation](self)).
+/// semantics, with our own DST rules).
+///
+/// # Fields
+///
+/// `year` (1970-9999), `month` (1-12, `jan`-`dec`), `day` (1-31), `week` (ISO week 1-53),
+/// `day_of_week` (0-6, **0 = Monday**, `mon`-`sun`), `hour` (0-23), `minute` and `second`
+/// (0-59). All given fields must match. Each field is a comma-separated list of `*`, `*/s`,
+/// `a`, `a-b`, `a-b/s`, `a/s`; `day` also takes `last`, `last fri` and `1st`..`5th` +
+/// weekday (`3rd mon`). Unset fields more significant than the least significant given one
+/// are `*`; the ones after it take their minimum (`week` and `day_of_week` stay `*`); a
+/// trigger with no fields fires every second.
+///
+/// # Where a search starts
+///
+/// With a previous fire time, at the earlier of `now` and `previous + 1µs` (so missed times
+/// are caught up and `start_date` is not consulted); without one, at the later of `now`
+/// and `start_date`. The start is rounded up to a whole second and fires itself if it
+/// matches. A time after `end_date` (inclusive) ends the trigger.
+///
+/// # Daylight saving time
+///
+/// Fields are matched against **local wall time**, and a wall-clock change is never added
+/// as absolute time. The result is always the smallest matching instant at or after the
+/// start. `crontab` follows the same rules.
+///
+/// 1. A matching wall time that exists once fires at its instant.
+///
+/// 2. A repeated wall time (fall-back) fires at both instants, the earlier first, also when
+///    the search starts inside the second pass. When it starts inside the *first* pass,
+///    second-pass occurrences of earlier wall times are later instants and count too:
+///
+///    ```text
+///    America/New_York, 2025-11-02, minute "*/20", search from 01:30 EDT
+///    01:30 EDT  01:40 EDT  | 01:00 EST  01:20 EST  01:40 EST  02:00 EST
+///       fire      fire     |   fire       fire       fire       fire
+///    ```
+///
+/// 3. A wall time inside a spring-forward gap does not exist. A **fixed-time** trigger (its
+///    hour, minute and second fields each accept exactly one value, such as a daily 02:30
+///    job) fires once, shifted forward by the gap's length; any other trigger skips it. A
+///    shifted time that coincides with a real match fires once.
+///
+///    ```text
+///    America/New_York, 2025-03-09, clocks go 02:00 EST -> 03:00 EDT
+///    hour 2, minute 30 (fixed-time):  fires 03:30 EDT (02:30 + the 1-hour gap)
+///    Australia/Lord_Howe, 2023-10-01, clocks go 02:00 -> 02:30 (+10:30 -> +11:00)
+///    minute "*/20" (not fixed-time):  01:40, [02:00 and 02:20 do not exist], 02:40
+///    ```
+///
+/// 4. With [`DstRepeat::First`] (`"dst_repeat": "first"`), a repeated wall time fires only
+///    at its first instant.
+///
+/// 5. Roll-overs stay on the wall clock: `{"day": 1}` in New York from 2025-02-27 fires
+///    Mar 1, Apr 1 and May 1 at 00:00 local (APScheduler 3 skips April), and a daily 00:00
+///    job in America/Santiago, where DST starts at midnight, still fires on that day, at
+///    01:00 (00:00 shifted by the gap).
+///
+///    ```text
+///    America/New_York, {"day": 1}, evaluated on 2025-02-27
+///    Mar 1 00:00 EST | Mar 9: 02:00 EST -> 03:00 EDT | Apr 1 00:00 EDT | May 1 00:00 EDT
+///       fire                                             fire              fire
+///    ```
+///
+/// # Example
 ///
 /// ```
 /// use sched_core::trigger::{CronTrigger, Trigger};
@@ -157,7 +166,8 @@ impl CronTriggerBuilder {
         second => 7, "The `second` field (0-59).";
     }
 
-    /// The zone the fields are read in (required).
+    /// The zone the fields are read in (required). Specs name IANA zones only, so a
+    /// [`Zone::Fixed`] trigger works in Rust but its spec does not parse back.
     pub fn timezone(mut self, zone: Zone) -> Self {
         self.zone = Some(zone);
         self

@@ -1,24 +1,5 @@
-//! The `crontab` trigger: a standard cron expression, evaluated on local wall time.
-//!
-//! `m h dom mon dow`: minute (0-59), hour (0-23), day of month (1-31), month (1-12 or
-//! `jan`-`dec`), day of week (0-7 with **0 and 7 = Sunday**, or `sun`-`sat`). Six fields
-//! add a leading seconds field, seven also a trailing year (1970-9999). Each field is a
-//! comma-separated list of `*`, `a`, `a-b`, `*/s`, `a-b/s`, `a/s`; a step larger than the
-//! range just keeps its start (`*/60` in the minute field means minute 0). `?` means `*` in
-//! the two day fields. `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`,
-//! `@midnight` and `@hourly` are accepted.
-//!
-//! When both day fields are restricted (their values do not cover the whole range; `*/2`
-//! is restricted), a day matches if **either** matches; otherwise only the restricted one
-//! counts.
-//!
-//! Extensions (as croner reads them): in the day of month `L` (last day), `L-n` (n days
-//! before the last), `LW` (last weekday Monday-Friday) and `nW` (the Monday-Friday nearest
-//! to day n, within the month); in the day of week `5L` or `friL` (the last Friday of the
-//! month) and `5#2` or `fri#2` (the second Friday).
-//!
-//! Start, end and DST behaviour are those of [`CronTrigger`](super::CronTrigger); see its
-//! module documentation for the rules and timelines.
+//! The `crontab` trigger: a standard cron expression, evaluated on local wall time (the
+//! rules are documented on [`CrontabTrigger`]).
 
 use std::time::Duration;
 
@@ -38,6 +19,28 @@ use crate::zone::DstRepeat;
 use crate::{TriggerError, Zone};
 
 /// Fires when the local wall time matches a standard cron expression.
+///
+/// `m h dom mon dow`: minute (0-59), hour (0-23), day of month (1-31), month (1-12 or
+/// `jan`-`dec`), day of week (0-7 with **0 and 7 = Sunday**, or `sun`-`sat`). Six fields
+/// add a leading seconds field, seven also a trailing year (1970-9999). Each field is a
+/// comma-separated list of `*`, `a`, `a-b`, `*/s`, `a-b/s`, `a/s`; a step larger than the
+/// range just keeps its start (`*/60` in the minute field means minute 0). `?` means `*` in
+/// the two day fields. `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`,
+/// `@midnight` and `@hourly` are accepted.
+///
+/// When both day fields are restricted (their values do not cover the whole range; `*/2`
+/// is restricted), a day matches if **either** matches; otherwise only the restricted one
+/// counts.
+///
+/// Extensions (as croner reads them): in the day of month `L` (last day), `L-n` (n days
+/// before the last), `LW` (last weekday Monday-Friday) and `nW` (the Monday-Friday nearest
+/// to day n, within the month); in the day of week `5L` or `friL` (the last Friday of the
+/// month) and `5#2` or `fri#2` (the second Friday).
+///
+/// Start, end and DST behaviour are those of [`CronTrigger`](super::CronTrigger); see its
+/// documentation for the rules and timelines.
+///
+/// # Example
 ///
 /// ```
 /// use sched_core::trigger::{CrontabTrigger, Trigger};
