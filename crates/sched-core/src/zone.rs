@@ -158,3 +158,42 @@ impl fmt::Display for Zone {
         f.write_str(&self.name())
     }
 }
+
+/// Which instants a wall time that exists twice (a fall-back change) fires at.
+///
+/// ```text
+/// America/New_York, 2025-11-02, a daily 01:30 job:
+///   01:00 EDT ── 01:30 EDT ── 01:00 EST ── 01:30 EST ── 02:00 EST
+///                 ▲ Both, First             ▲ Both only
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DstRepeat {
+    /// Fire at both instants, the earlier first (the default, as cron and APScheduler do).
+    #[default]
+    Both,
+    /// Fire only at the first instant.
+    First,
+}
+
+impl DstRepeat {
+    /// The spec name: `"both"` or `"first"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DstRepeat::Both => "both",
+            DstRepeat::First => "first",
+        }
+    }
+}
+
+impl FromStr for DstRepeat {
+    type Err = String;
+
+    /// Parses `"both"` or `"first"`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "both" => Ok(DstRepeat::Both),
+            "first" => Ok(DstRepeat::First),
+            _ => Err("expected \"both\" or \"first\"".to_owned()),
+        }
+    }
+}
