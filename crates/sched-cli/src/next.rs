@@ -11,22 +11,10 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use sched::TriggerError;
-use sched::trigger::{AnyTrigger, Trigger};
+use sched::trigger::{AnyTrigger, CronTrigger, Trigger};
 use serde_json::{Map, Value, json};
 
 use crate::args::NextArgs;
-
-/// The cron fields `--cron` accepts, most significant first.
-const CRON_FIELDS: [&str; 8] = [
-    "year",
-    "month",
-    "day",
-    "week",
-    "day_of_week",
-    "hour",
-    "minute",
-    "second",
-];
 
 /// Why `sched next` failed.
 #[derive(Debug)]
@@ -147,10 +135,10 @@ pub(crate) fn cron_spec(fields: &str, tz: &str) -> Result<Value, String> {
                     map.insert(k, Value::String(v));
                 }
                 let key = key.trim();
-                if !CRON_FIELDS.contains(&key) {
+                if !CronTrigger::FIELDS.contains(&key) {
                     return Err(format!(
                         "invalid --cron {fields:?}: unknown field {key:?} (expected one of {})",
-                        CRON_FIELDS.join(", ")
+                        CronTrigger::FIELDS.join(", ")
                     ));
                 }
                 if map.contains_key(key) {

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, FixedOffset};
+use sched::trigger::CronTrigger;
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
@@ -58,7 +59,7 @@ fn shorthand(spec: &Value) -> Option<Vec<String>> {
                 if key == "type" || key == "timezone" {
                     continue;
                 }
-                if !CRON_FIELDS.contains(&key.as_str()) {
+                if !CronTrigger::FIELDS.contains(&key.as_str()) {
                     return None;
                 }
                 let value = match value {
@@ -79,18 +80,6 @@ fn shorthand(spec: &Value) -> Option<Vec<String>> {
         _ => None,
     }
 }
-
-/// The cron fields the `--cron` shorthand takes.
-const CRON_FIELDS: [&str; 8] = [
-    "year",
-    "month",
-    "day",
-    "week",
-    "day_of_week",
-    "hour",
-    "minute",
-    "second",
-];
 
 /// Runs one case, and again through its shorthand when it has one; `Err` says what went
 /// wrong.

@@ -19,7 +19,7 @@ use crate::trigger::engine::{DayMode, Schedule, YEAR_MIN};
 use crate::zone::DstRepeat;
 use crate::{TriggerError, Zone};
 
-/// The cron field names, most significant first.
+/// The cron field names, most significant first (see [`CronTrigger::FIELDS`]).
 const FIELDS: [&str; 8] = [
     "year",
     "month",
@@ -219,6 +219,10 @@ impl CronTriggerBuilder {
 }
 
 impl CronTrigger {
+    /// The spec keys of the cron fields, most significant first: `year`, `month`, `day`,
+    /// `week`, `day_of_week`, `hour`, `minute`, `second`.
+    pub const FIELDS: [&'static str; 8] = FIELDS;
+
     /// Starts building a trigger.
     pub fn builder() -> CronTriggerBuilder {
         CronTriggerBuilder::default()
