@@ -172,7 +172,10 @@ fn the_scanner_finds_commands_and_outputs() {
         .iter()
         .filter(|e| matches!(e.outcome, Outcome::Fails(_)))
         .count();
-    assert!(fails >= 8, "docs/triggers.md: found only {fails} error examples");
+    assert!(
+        fails >= 8,
+        "docs/triggers.md: found only {fails} error examples"
+    );
     let silent = guide
         .iter()
         .filter(|e| e.outcome == Outcome::Prints(Vec::new()))
