@@ -1,19 +1,33 @@
 //! The `sched next` examples in the README and in `docs/` print what the docs say.
 //!
 //! Every ```sh block is scanned for `sched next ...` commands (a trailing `\` continues a
-//! line). The lines right after a command that are RFC 3339 times, bare or written as
-//! `# <time>` comments, are its expected output; a command without such lines (one that
-//! depends on the clock) is not run. The expected output must match stdout exactly.
+//! line). What follows a command, bare or written as a `# ...` comment, says what it does:
+//!
+//! * lines that are RFC 3339 times: its standard output, exactly, with exit status 0;
+//! * one line `error: ...`: its standard error, exactly, with exit status 2 and nothing on
+//!   standard output;
+//! * one line `(no output)`: nothing on standard output, exit status 0 (a finished trigger).
+//!
+//! A command followed by none of these (one that depends on the clock) is not run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// One documented command and what it prints.
+/// What a documented command is said to do.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// Exit 0 with exactly these lines on stdout (none for `(no output)`).
+    Prints(Vec<String>),
+    /// Exit 2, nothing on stdout, exactly this on stderr.
+    Fails(String),
+}
+
+/// One documented command and what it does.
 #[derive(Debug)]
 struct Example {
     place: String,
     args: Vec<String>,
-    expected: Vec<String>,
+    outcome: Outcome,
 }
 
 fn repo_file(rel: &str) -> PathBuf {
@@ -103,19 +117,26 @@ fn block_examples(rel: &str, lines: &[(usize, String)]) -> Vec<Example> {
         if !line.starts_with("sched next ") {
             continue;
         }
-        let expected: Vec<String> = lines[k + 1..]
+        let following: Vec<String> = lines[k + 1..]
             .iter()
             .map(|(_, l)| l.trim_start_matches('#').trim().to_owned())
-            .take_while(|l| is_time(l))
             .collect();
-        if expected.is_empty() {
-            continue;
-        }
+        let times: Vec<String> = following
+            .iter()
+            .take_while(|l| is_time(l))
+            .cloned()
+            .collect();
+        let outcome = match following.first() {
+            _ if !times.is_empty() => Outcome::Prints(times),
+            Some(l) if l.starts_with("error: ") => Outcome::Fails(l.clone()),
+            Some(l) if l == "(no output)" => Outcome::Prints(Vec::new()),
+            _ => continue,
+        };
         let words = shell_words(line).unwrap_or_else(|e| panic!("{rel}:{number}: {e}"));
         out.push(Example {
             place: format!("{rel}:{number}"),
             args: words[1..].to_vec(),
-            expected,
+            outcome,
         });
     }
     out
@@ -143,10 +164,23 @@ fn the_scanner_finds_commands_and_outputs() {
     );
     let guide = examples_in("docs/triggers.md");
     assert!(
-        guide.len() >= 8,
+        guide.len() >= 30,
         "docs/triggers.md: found only {} examples",
         guide.len()
     );
+    let fails = guide
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Fails(_)))
+        .count();
+    assert!(
+        fails >= 8,
+        "docs/triggers.md: found only {fails} error examples"
+    );
+    let silent = guide
+        .iter()
+        .filter(|e| e.outcome == Outcome::Prints(Vec::new()))
+        .count();
+    assert!(silent >= 1, "docs/triggers.md: no (no output) example");
     for e in readme.iter().chain(&guide) {
         assert_eq!(e.args[0], "next", "{}", e.place);
         assert!(e.args.iter().any(|a| a == "--now"), "{}: no --now", e.place);
@@ -165,19 +199,27 @@ fn documented_outputs_are_what_sched_next_prints() {
                 .output()
                 .expect("run the sched binary");
             let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
             let got: Vec<&str> = stdout.lines().collect();
-            if out.status.code() != Some(0) || got != e.expected {
+            let ok = match &e.outcome {
+                Outcome::Prints(lines) => out.status.code() == Some(0) && got == *lines,
+                Outcome::Fails(message) => {
+                    out.status.code() == Some(2) && got.is_empty() && stderr.trim() == message
+                }
+            };
+            if !ok {
                 failures.push(format!(
                     "{}: exit {:?}\n  expected {:?}\n  got      {:?}\n  stderr   {}",
                     e.place,
                     out.status.code(),
-                    e.expected,
+                    e.outcome,
                     got,
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    stderr.trim()
                 ));
             }
         }
     }
+    println!("{count} documented sched next examples checked");
     assert!(
         failures.is_empty(),
         "{} of {count} documented examples differ:\n{}",

@@ -3,9 +3,9 @@
 //!
 //! A trigger only *carries* its jitter ([`Trigger::jitter`](crate::Trigger::jitter), the
 //! `jitter` key of the spec, in seconds); it never changes
-//! [`next_fire_time`](crate::Trigger::next_fire_time). The scheduler computes the next
-//! unjittered fire time from the previous **unjittered** one and only then calls
-//! [`jittered`] to decide when to actually start the run:
+//! [`next_fire_time`](crate::Trigger::next_fire_time). The scheduler (`sched-runtime`, in
+//! progress) is to compute the next unjittered fire time from the previous **unjittered**
+//! one and only then call [`jittered`] to decide when to actually start the run:
 //!
 //! ```text
 //! unjittered:  10:00        10:05        10:10        10:15
@@ -135,7 +135,9 @@ pub fn jittered(
         .unwrap_or(fire)
 }
 
-/// The largest jitter a spec may carry: one year. Longer delays are surely a mistake.
+/// The largest jitter an `interval`, `calendarinterval`, `and` or `or` spec may carry: one
+/// year. Longer delays are surely a mistake. (`cron` and `crontab` read `jitter` through
+/// their own options and do not apply this cap.)
 const MAX_JITTER_SECS: f64 = 366.0 * 86_400.0;
 
 /// Reads the optional `jitter` key (non-negative seconds, rounded to whole microseconds).

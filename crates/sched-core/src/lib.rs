@@ -1,4 +1,4 @@
-//! Triggers, errors and the job model of the `sched` job scheduler.
+//! Triggers, time zones, errors and jitter helpers of the `sched` job scheduler.
 //!
 //! This crate has no async runtime in it: triggers are pure functions of time, so they are
 //! fast, property-testable and usable from the CLI as well as from the scheduler.

@@ -18,8 +18,9 @@ pub(crate) const MAX_CANDIDATE_STEPS: u32 = 10_000;
 ///
 /// Every child is asked with the same `(previous, now)`, so children see the OR's previous
 /// fire time even when another child produced it: an interval child restarts from it, and a
-/// `date` child is finished after the first fire of the OR. Times are those of the child
-/// that produced them; [`zone`](Trigger::zone) is the first child's zone.
+/// `date` child is finished after the first fire of the OR. The instants are those the
+/// children give; [`zone`](Trigger::zone) is the first child's zone, so formatting with it
+/// writes every time in that zone's offset, whichever child produced it.
 ///
 /// Spec: `{"type": "or", "triggers": [SPEC, ...], "jitter"?: seconds}` (at least one child;
 /// children may be `and`/`or` themselves, up to 32 levels deep).

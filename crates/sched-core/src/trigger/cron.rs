@@ -76,8 +76,8 @@ const RULES: [FieldRules; 8] = [
 ///
 ///    ```text
 ///    America/New_York, 2025-11-02, minute "*/20", search from 01:30 EDT
-///    01:30 EDT  01:40 EDT  | 01:00 EST  01:20 EST  01:40 EST  02:00 EST
-///       fire      fire     |   fire       fire       fire       fire
+///    01:40 EDT  | 01:00 EST  01:20 EST  01:40 EST  02:00 EST
+///      fire     |   fire       fire       fire       fire
 ///    ```
 ///
 /// 3. A wall time inside a spring-forward gap does not exist. A **fixed-time** trigger (its
@@ -185,7 +185,9 @@ impl CronTriggerBuilder {
         self
     }
 
-    /// The largest random delay the scheduler may add to each fire.
+    /// The largest random delay the scheduler may add to each fire (see
+    /// [`crate::jitter`]). Kept as given: unlike `IntervalTrigger::with_jitter`, it is not
+    /// rounded to whole microseconds and zero is kept as `Some(0)`.
     pub fn jitter(mut self, jitter: Duration) -> Self {
         self.jitter = Some(jitter);
         self

@@ -114,7 +114,9 @@ impl CrontabTrigger {
         self.rebuild()
     }
 
-    /// Sets the largest random delay the scheduler may add to each fire.
+    /// Sets the largest random delay the scheduler may add to each fire (see
+    /// [`crate::jitter`]). Kept as given: unlike `IntervalTrigger::with_jitter`, it is not
+    /// rounded to whole microseconds and zero is kept as `Some(0)`.
     pub fn jitter(mut self, jitter: Duration) -> Self {
         self.options.jitter = Some(jitter);
         self
