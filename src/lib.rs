@@ -33,8 +33,9 @@ pub mod trigger {
     //! ```
 
     pub use sched_core::trigger::{
-        AndTrigger, AnyTrigger, CalendarIntervalTrigger, CronTrigger, CrontabTrigger, DateTrigger,
-        IntervalTrigger, OrTrigger, Trigger,
+        AndTrigger, AnyTrigger, CalendarIntervalBuilder, CalendarIntervalTrigger, CronTrigger,
+        CronTriggerBuilder, CrontabTrigger, DateTrigger, DstRepeat, IntervalTrigger, OrTrigger,
+        Trigger,
     };
 }
 

@@ -48,3 +48,20 @@ fn errors_come_through_the_facade() {
     let err = r#"{"type": "sometimes"}"#.parse::<AnyTrigger>().unwrap_err();
     assert!(matches!(err, TriggerError::UnknownType { .. }), "{err:?}");
 }
+
+#[test]
+fn dst_repeat_and_the_builders_are_reachable_from_the_facade()
+-> Result<(), Box<dyn std::error::Error>> {
+    use sched::trigger::{CronTrigger, CronTriggerBuilder, DstRepeat, Trigger};
+    let ny = sched::Zone::from_name("America/New_York", "timezone")?;
+    let builder: CronTriggerBuilder = CronTrigger::builder().hour(1).minute(30).timezone(ny);
+    let once = builder.dst_repeat(DstRepeat::First).build()?;
+    // 01:30 happens twice on 2025-11-02 in New York; with `First` only the EDT one fires.
+    let now: chrono::DateTime<chrono::Utc> = "2025-11-02T04:00:00Z".parse()?;
+    let first = once.next_fire_time(None, now).ok_or("no fire")?;
+    assert_eq!(ny.format(first), "2025-11-02T01:30:00-04:00");
+    let second = once.next_fire_time(Some(first), first).ok_or("no fire")?;
+    assert_eq!(ny.format(second), "2025-11-03T01:30:00-05:00");
+    let _: Option<sched::trigger::CalendarIntervalBuilder> = None;
+    Ok(())
+}

@@ -135,9 +135,7 @@ pub fn jittered(
         .unwrap_or(fire)
 }
 
-/// The largest jitter an `interval`, `calendarinterval`, `and` or `or` spec may carry: one
-/// year. Longer delays are surely a mistake. (`cron` and `crontab` read `jitter` through
-/// their own options and do not apply this cap.)
+/// The largest jitter a spec may carry: one year. Longer delays are surely a mistake.
 const MAX_JITTER_SECS: f64 = 366.0 * 86_400.0;
 
 /// Reads the optional `jitter` key (non-negative seconds, rounded to whole microseconds).

@@ -145,7 +145,7 @@ fn builders_and_jitter() -> Result<(), TriggerError> {
     let end = Utc.with_ymd_and_hms(2026, 3, 27, 11, 10, 0).unwrap();
     let tab = CrontabTrigger::new("*/5 * * * *", berlin)?
         .end_date(end)
-        .jitter(Duration::from_millis(1500));
+        .with_jitter(Duration::from_millis(1500));
     let start = Utc.with_ymd_and_hms(2026, 3, 27, 11, 2, 0).unwrap();
     let a = tab.next_fire_time(None, start).expect("11:05Z");
     let b = tab

@@ -256,3 +256,41 @@ fn errors_name_the_path() {
         assert!(err.to_string().contains(path), "message {err} lacks {path}");
     }
 }
+
+#[test]
+fn jitter_has_one_rule_for_every_kind() {
+    let specs = [
+        r#"{"type":"cron","hour":9,"timezone":"UTC"}"#,
+        r#"{"type":"crontab","expr":"0 9 * * *","timezone":"UTC"}"#,
+        r#"{"type":"interval","hours":1,"start_date":"2026-01-01T00:00:00Z"}"#,
+        r#"{"type":"calendarinterval","days":1,"start_date":"2026-01-01","timezone":"UTC"}"#,
+        r#"{"type":"or","triggers":[{"type":"date","run_date":"2026-01-01T00:00:00Z"}]}"#,
+        r#"{"type":"and","triggers":[{"type":"date","run_date":"2026-01-01T00:00:00Z"}]}"#,
+    ];
+    for spec in specs {
+        let with = |jitter: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(spec).unwrap();
+            v["jitter"] = serde_json::from_str(jitter).unwrap();
+            AnyTrigger::from_value(&v)
+        };
+        // Zero means no jitter, and is not written back.
+        let zero = with("0").unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(zero.jitter(), None, "{spec}");
+        assert!(zero.to_value().get("jitter").is_none(), "{spec}");
+        // Rounded to whole microseconds.
+        let fine = with("1.0000004").unwrap();
+        assert_eq!(
+            fine.jitter(),
+            Some(std::time::Duration::from_secs(1)),
+            "{spec}"
+        );
+        // More than a year is an error naming the key.
+        let err = with("1e9").unwrap_err().to_string();
+        assert!(
+            err.contains("jitter") && err.contains("one year"),
+            "{spec}: {err}"
+        );
+        // Negative is an error.
+        assert!(with("-1").is_err(), "{spec}");
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
+use crate::jitter::normalize_jitter;
 use crate::spec::SpecReader;
 use crate::trigger::Trigger;
 use crate::trigger::engine::options::Options;
@@ -186,10 +187,9 @@ impl CronTriggerBuilder {
     }
 
     /// The largest random delay the scheduler may add to each fire (see
-    /// [`crate::jitter`]). Kept as given: unlike `IntervalTrigger::with_jitter`, it is not
-    /// rounded to whole microseconds and zero is kept as `Some(0)`.
+    /// [`crate::jitter`]), rounded to whole microseconds; zero means none.
     pub fn jitter(mut self, jitter: Duration) -> Self {
-        self.jitter = Some(jitter);
+        self.jitter = normalize_jitter(jitter);
         self
     }
 

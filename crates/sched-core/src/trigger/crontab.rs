@@ -115,10 +115,10 @@ impl CrontabTrigger {
     }
 
     /// Sets the largest random delay the scheduler may add to each fire (see
-    /// [`crate::jitter`]). Kept as given: unlike `IntervalTrigger::with_jitter`, it is not
-    /// rounded to whole microseconds and zero is kept as `Some(0)`.
-    pub fn jitter(mut self, jitter: Duration) -> Self {
-        self.options.jitter = Some(jitter);
+    /// [`crate::jitter`]), rounded to whole microseconds; zero means none. (Named
+    /// `with_jitter` because [`Trigger::jitter`] reads it back.)
+    pub fn with_jitter(mut self, jitter: Duration) -> Self {
+        self.options.jitter = crate::jitter::normalize_jitter(jitter);
         self
     }
 

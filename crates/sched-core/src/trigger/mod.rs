@@ -26,10 +26,13 @@ mod interval;
 
 pub use calendar_interval::{CalendarIntervalBuilder, CalendarIntervalTrigger};
 pub use combine::{AndTrigger, OrTrigger};
-pub use cron::CronTrigger;
+pub use cron::{CronTrigger, CronTriggerBuilder};
 pub use crontab::CrontabTrigger;
 pub use date::DateTrigger;
 pub use interval::IntervalTrigger;
+
+/// Re-exported here because `cron` and `crontab` triggers take it.
+pub use crate::zone::DstRepeat;
 
 /// What decides when a job runs.
 ///

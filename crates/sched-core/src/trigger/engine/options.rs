@@ -5,7 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
-use crate::spec::{SpecReader, number_value, timestamp_value};
+use crate::jitter::{read_jitter, write_jitter};
+use crate::spec::{SpecReader, timestamp_value};
 use crate::zone::DstRepeat;
 use crate::{TriggerError, Zone};
 
@@ -17,15 +18,6 @@ pub(crate) struct Options {
     pub(crate) end_date: Option<DateTime<Utc>>,
     pub(crate) jitter: Option<Duration>,
     pub(crate) repeat: DstRepeat,
-}
-
-/// Seconds as a `Duration`, for `jitter`.
-pub(crate) fn jitter_from_secs(secs: f64, field: &str) -> Result<Duration, TriggerError> {
-    Duration::try_from_secs_f64(secs).map_err(|e| TriggerError::InvalidValue {
-        field: field.to_owned(),
-        value: secs.to_string(),
-        reason: e.to_string(),
-    })
 }
 
 impl Options {
@@ -42,10 +34,7 @@ impl Options {
         };
         let start_date = r.timestamp("start_date")?.map(|t| t.to_utc());
         let end_date = r.timestamp("end_date")?.map(|t| t.to_utc());
-        let jitter = match r.non_negative("jitter")? {
-            Some(x) => Some(jitter_from_secs(x, &r.path("jitter"))?),
-            None => None,
-        };
+        let jitter = read_jitter(r)?;
         let repeat = match r.take("dst_repeat") {
             None => DstRepeat::Both,
             Some(v) => match v.as_str().map(str::parse::<DstRepeat>) {
@@ -72,9 +61,7 @@ impl Options {
             map.insert("end_date".into(), timestamp_value(self.zone, t));
         }
         map.insert("timezone".into(), Value::String(self.zone.name()));
-        if let Some(j) = self.jitter {
-            map.insert("jitter".into(), number_value(j.as_secs_f64()));
-        }
+        write_jitter(map, self.jitter);
         if self.repeat != DstRepeat::Both {
             map.insert(
                 "dst_repeat".into(),
