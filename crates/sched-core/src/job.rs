@@ -490,6 +490,303 @@ impl From<StoredJob> for Job {
     }
 }
 
+/// What to add: a task, a trigger, and every option a job has, each left to the
+/// scheduler's [`JobDefaults`] unless set (APScheduler's `add_job` arguments).
+///
+/// ```
+/// use std::time::Duration;
+/// use sched_core::job::{Coalesce, JobDefaults, JobSpec, TaskRef};
+/// # use sched_core::{Trigger, Zone};
+/// # #[derive(Debug)] struct Never;
+/// # impl Trigger for Never {
+/// #     fn next_fire_time(&self, _: Option<chrono::DateTime<chrono::Utc>>, _: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> { None }
+/// #     fn zone(&self) -> Zone { Zone::UTC }
+/// # }
+///
+/// let spec = JobSpec::new(TaskRef::named("ping", serde_json::json!(null)), sched_core::JobTrigger::dynamic(Never))
+///     .id("ping-every-minute")?
+///     .coalesce(Coalesce::All)
+///     .misfire_grace_time(None);
+/// let job = spec.into_job(&JobDefaults::default(), "generated-id");
+/// assert_eq!(job.id.as_str(), "ping-every-minute");
+/// assert_eq!(job.max_instances, 1); // from the defaults
+/// assert_eq!(job.misfire_grace_time, None);
+/// # Ok::<(), sched_core::job::InvalidJobId>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    task: TaskRef,
+    trigger: JobTrigger,
+    id: Option<JobId>,
+    name: Option<String>,
+    misfire_grace_time: Option<Option<Duration>>,
+    coalesce: Option<Coalesce>,
+    max_instances: Option<u32>,
+    next_run_time: Option<Option<DateTime<Utc>>>,
+    store: Option<String>,
+    executor: Option<String>,
+    replace_existing: bool,
+    jitter: Option<Duration>,
+    timeout: Option<Duration>,
+}
+
+impl JobSpec {
+    /// A job running `task` when `trigger` fires, every option from the defaults.
+    pub fn new(task: TaskRef, trigger: impl Into<JobTrigger>) -> JobSpec {
+        JobSpec {
+            task,
+            trigger: trigger.into(),
+            id: None,
+            name: None,
+            misfire_grace_time: None,
+            coalesce: None,
+            max_instances: None,
+            next_run_time: None,
+            store: None,
+            executor: None,
+            replace_existing: false,
+            jitter: None,
+            timeout: None,
+        }
+    }
+
+    /// The job's id (default: a random one).
+    ///
+    /// # Errors
+    /// [`InvalidJobId`] when `id` is empty.
+    pub fn id(mut self, id: impl AsRef<str>) -> Result<JobSpec, InvalidJobId> {
+        self.id = Some(JobId::new(id)?);
+        Ok(self)
+    }
+
+    /// The job's id, already checked.
+    pub fn job_id(mut self, id: JobId) -> JobSpec {
+        self.id = Some(id);
+        self
+    }
+
+    /// The id set so far, if any.
+    pub fn id_ref(&self) -> Option<&JobId> {
+        self.id.as_ref()
+    }
+
+    /// A display name (default: the task's name).
+    pub fn name(mut self, name: impl Into<String>) -> JobSpec {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How late a run may start; `None` runs however late.
+    pub fn misfire_grace_time(mut self, grace: Option<Duration>) -> JobSpec {
+        self.misfire_grace_time = Some(grace);
+        self
+    }
+
+    /// The coalescing policy (a `bool` converts as APScheduler 3's).
+    pub fn coalesce(mut self, coalesce: impl Into<Coalesce>) -> JobSpec {
+        self.coalesce = Some(coalesce.into());
+        self
+    }
+
+    /// How many runs may overlap (at least 1; 0 is read as 1).
+    pub fn max_instances(mut self, n: u32) -> JobSpec {
+        self.max_instances = Some(n.max(1));
+        self
+    }
+
+    /// The first run time, instead of the trigger's first fire time.
+    pub fn next_run_time(mut self, at: DateTime<Utc>) -> JobSpec {
+        self.next_run_time = Some(Some(at));
+        self
+    }
+
+    /// Adds the job paused (APScheduler's `next_run_time=None`).
+    pub fn paused(mut self) -> JobSpec {
+        self.next_run_time = Some(None);
+        self
+    }
+
+    /// The explicit first run time: `None` when not set, `Some(None)` when paused.
+    pub fn explicit_next_run_time(&self) -> Option<Option<DateTime<Utc>>> {
+        self.next_run_time
+    }
+
+    /// The store that keeps the job (default `default`).
+    pub fn store(mut self, store: impl Into<String>) -> JobSpec {
+        self.store = Some(store.into());
+        self
+    }
+
+    /// The executor that runs it (default `default`).
+    pub fn executor(mut self, executor: impl Into<String>) -> JobSpec {
+        self.executor = Some(executor.into());
+        self
+    }
+
+    /// Replace a job with the same id instead of failing.
+    pub fn replace_existing(mut self, replace: bool) -> JobSpec {
+        self.replace_existing = replace;
+        self
+    }
+
+    /// Whether a job with the same id is replaced.
+    pub fn is_replace_existing(&self) -> bool {
+        self.replace_existing
+    }
+
+    /// The largest random delay added to each run's start.
+    pub fn jitter(mut self, jitter: Duration) -> JobSpec {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// Cancel a run that takes longer than this.
+    pub fn timeout(mut self, timeout: Duration) -> JobSpec {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The job this spec describes, options not set taken from `defaults`, the id from
+    /// `fallback_id` when none was set. The next run time is left as set (or `None`): the
+    /// scheduler computes it when the job is added.
+    pub fn into_job(self, defaults: &JobDefaults, fallback_id: &str) -> Job {
+        let id = self
+            .id
+            .unwrap_or_else(|| JobId(Arc::from(fallback_id.to_owned())));
+        let mut job = Job::new(id, self.task, self.trigger);
+        if let Some(name) = self.name {
+            job.name = name;
+        }
+        job.misfire_grace_time = self
+            .misfire_grace_time
+            .unwrap_or(defaults.misfire_grace_time);
+        job.coalesce = self.coalesce.unwrap_or(defaults.coalesce);
+        job.max_instances = self.max_instances.unwrap_or(defaults.max_instances).max(1);
+        job.next_run_time = self.next_run_time.flatten();
+        if let Some(store) = self.store {
+            job.store = store;
+        }
+        if let Some(executor) = self.executor {
+            job.executor = executor;
+        }
+        job.jitter = self.jitter;
+        job.timeout = self.timeout;
+        job
+    }
+}
+
+/// Changes to apply to an existing job (APScheduler's `modify_job` keywords). Fields left
+/// unset stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct JobChanges {
+    name: Option<String>,
+    misfire_grace_time: Option<Option<Duration>>,
+    coalesce: Option<Coalesce>,
+    max_instances: Option<u32>,
+    executor: Option<String>,
+    next_run_time: Option<Option<DateTime<Utc>>>,
+    args: Option<Value>,
+    jitter: Option<Option<Duration>>,
+    timeout: Option<Option<Duration>>,
+}
+
+impl JobChanges {
+    /// No changes.
+    pub fn new() -> JobChanges {
+        JobChanges::default()
+    }
+
+    /// A new name.
+    pub fn name(mut self, name: impl Into<String>) -> JobChanges {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A new misfire grace time.
+    pub fn misfire_grace_time(mut self, grace: Option<Duration>) -> JobChanges {
+        self.misfire_grace_time = Some(grace);
+        self
+    }
+
+    /// A new coalescing policy.
+    pub fn coalesce(mut self, coalesce: impl Into<Coalesce>) -> JobChanges {
+        self.coalesce = Some(coalesce.into());
+        self
+    }
+
+    /// A new instance limit (at least 1); runs going on keep their permits.
+    pub fn max_instances(mut self, n: u32) -> JobChanges {
+        self.max_instances = Some(n.max(1));
+        self
+    }
+
+    /// A new executor.
+    pub fn executor(mut self, executor: impl Into<String>) -> JobChanges {
+        self.executor = Some(executor.into());
+        self
+    }
+
+    /// The executor to be set, if any.
+    pub fn executor_ref(&self) -> Option<&str> {
+        self.executor.as_deref()
+    }
+
+    /// A new next run time (`None` pauses the job).
+    pub fn next_run_time(mut self, at: Option<DateTime<Utc>>) -> JobChanges {
+        self.next_run_time = Some(at);
+        self
+    }
+
+    /// New arguments for a named task (ignored for closures).
+    pub fn args(mut self, args: Value) -> JobChanges {
+        self.args = Some(args);
+        self
+    }
+
+    /// A new jitter.
+    pub fn jitter(mut self, jitter: Option<Duration>) -> JobChanges {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// A new timeout.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> JobChanges {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Applies the changes to `job`.
+    pub fn apply(self, job: &mut Job) {
+        if let Some(name) = self.name {
+            job.name = name;
+        }
+        if let Some(g) = self.misfire_grace_time {
+            job.misfire_grace_time = g;
+        }
+        if let Some(c) = self.coalesce {
+            job.coalesce = c;
+        }
+        if let Some(n) = self.max_instances {
+            job.max_instances = n;
+        }
+        if let Some(e) = self.executor {
+            job.executor = e;
+        }
+        if let Some(t) = self.next_run_time {
+            job.next_run_time = t;
+        }
+        if let (Some(new), TaskRef::Named { args, .. }) = (self.args, &mut job.task) {
+            *args = new;
+        }
+        if let Some(j) = self.jitter {
+            job.jitter = j;
+        }
+        if let Some(t) = self.timeout {
+            job.timeout = t;
+        }
+    }
+}
+
 /// A job cannot be written to a persistent store. Permanent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("job {id} cannot be persisted: {reason}")]
@@ -658,6 +955,42 @@ mod tests {
         );
         assert_eq!(job.name, "t");
         assert!(job.is_paused());
+    }
+
+    #[test]
+    fn spec_takes_defaults_and_changes_apply() {
+        let defaults = JobDefaults {
+            misfire_grace_time: Some(Duration::from_secs(30)),
+            coalesce: Coalesce::All,
+            max_instances: 3,
+        };
+        let spec = JobSpec::new(TaskRef::named("t", Value::Null), JobTrigger::dynamic(Never))
+            .coalesce(false)
+            .store("s");
+        let mut job = spec.clone().into_job(&defaults, "gen");
+        assert_eq!(job.id.as_str(), "gen");
+        assert_eq!(job.misfire_grace_time, Some(Duration::from_secs(30)));
+        assert_eq!(job.coalesce, Coalesce::All);
+        assert_eq!(job.max_instances, 3);
+        assert_eq!(job.store, "s");
+        assert_eq!(job.executor, "default");
+        let job2 = spec.max_instances(0).into_job(&defaults, "gen");
+        assert_eq!(job2.max_instances, 1);
+
+        JobChanges::new()
+            .name("renamed")
+            .coalesce(true)
+            .misfire_grace_time(None)
+            .args(serde_json::json!([1]))
+            .next_run_time(None)
+            .apply(&mut job);
+        assert_eq!(job.name, "renamed");
+        assert_eq!(job.coalesce, Coalesce::Latest);
+        assert_eq!(job.misfire_grace_time, None);
+        assert!(job.is_paused());
+        assert!(
+            matches!(&job.task, TaskRef::Named { args, .. } if args == &serde_json::json!([1]))
+        );
     }
 
     #[test]

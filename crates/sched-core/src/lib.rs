@@ -27,6 +27,6 @@ pub mod zone;
 
 pub use error::TriggerError;
 pub use event::{Event, EventKind, EventMask};
-pub use job::{Coalesce, Job, JobDefaults, JobId, JobTrigger, TaskRef};
+pub use job::{Coalesce, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger, TaskRef};
 pub use trigger::{AnyTrigger, Trigger};
 pub use zone::{LocalTime, Zone};

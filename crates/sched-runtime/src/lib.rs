@@ -1,1 +1,1 @@
-//! PLACEHOLDER.
+//! x
