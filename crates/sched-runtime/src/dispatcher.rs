@@ -1,0 +1,380 @@
+//! The dispatcher: one task per scheduler that sleeps until the earliest next run time,
+//! fires what is due, and sleeps again.
+//!
+//! # Ground rules
+//!
+//! - **The store is the timer index.** Each store keeps its jobs ordered by
+//!   `(next_run_time, id)` (the memory store in a B-tree: O(log n) per change); the
+//!   dispatcher asks it for the due jobs and the earliest next run time and keeps no copy
+//!   of its own, so there is no second index to drift from the truth. What the dispatcher
+//!   does keep — the instant it sleeps until — may be stale: a change can make it too late
+//!   (the change wakes it, below) or too early (it wakes, finds nothing due, sleeps again).
+//! - **One owner of job writes at a time.** Handle operations (add, modify, pause, remove,
+//!   ...) and the dispatcher's processing of a batch of due jobs hold the scheduler's `ops`
+//!   mutex across their store calls, so neither overwrites the other's change. The
+//!   dispatcher takes it per batch of [`BATCH`] jobs, so a large backlog does not shut
+//!   handles out.
+//! - **The store is written before anyone is woken.** A handle writes its change to the
+//!   store, then notifies the dispatcher (a `Notify`, which keeps one wake-up if the
+//!   dispatcher is busy, so none is lost). The dispatcher writes a due job's advanced next
+//!   run time (or removes a finished job) *before* it submits the run; a run is never
+//!   started for a schedule the store does not already show as advanced, so a crash or a
+//!   failed write can lose a run but never repeat one.
+//! - **Re-checked before firing.** Each job the store returns as due is checked again
+//!   against the time of this pass; it is fired only if its next run time is still at or
+//!   before it.
+//! - **No polling tick, and no wait longer than [`MAX_WAIT`].** The dispatcher sleeps until
+//!   the earliest next run time, but at most a minute, so that a wall-clock jump or a
+//!   suspended machine is noticed within a minute while an idle scheduler wakes once a
+//!   minute at most.
+//! - **The loop never dies.** A store error becomes a `StoreError` event, a tracing error
+//!   and a retry after an exponential backoff (100 ms doubling to 30 s); a panicking
+//!   trigger pauses its job and is reported as a job error; a job's own failure or panic is
+//!   caught in its run task.
+//!
+//! # Wall-clock jumps
+//! Forward: the jobs whose run times were jumped over are due at the next wake-up, and the
+//! misfire grace time and coalescing policy decide what runs, as after any downtime. Back:
+//! next run times already stored stay as they are, so nothing runs twice; the wait until
+//! them just gets longer by the jump.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sched_core::event::{
+    Event, EventKind, FailureKind, JobEvent, JobExecutionEvent, JobFailure, JobSubmissionEvent,
+    StoreErrorEvent,
+};
+use sched_core::job::{Job, TaskRef};
+use sched_stores::{BoxJobStore, JobStore, StoreError};
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::Executor;
+use crate::backlog::{backlog, plan};
+use crate::scheduler::{SchedulerState, Shared};
+use crate::task::{JobContext, TaskFn, panic_message};
+
+/// Due jobs fetched and processed per store call and per hold of the ops lock.
+pub(crate) const BATCH: usize = 1024;
+/// The longest single sleep.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The dispatcher task. Ends only when the scheduler's stop token fires.
+pub(crate) async fn run(sh: Arc<Shared>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        if sh.stop.is_cancelled() {
+            return;
+        }
+        if sh.state() != SchedulerState::Running {
+            tokio::select! {
+                _ = sh.stop.cancelled() => return,
+                _ = sh.wake.notified() => continue,
+            }
+        }
+        let now = sh.clock.now();
+        let (next, errors) = process(&sh, now).await;
+        let mut wait = match next {
+            Some(t) => (t - sh.clock.now()).to_std().unwrap_or(Duration::ZERO),
+            None => MAX_WAIT,
+        };
+        if errors.is_empty() {
+            backoff = BACKOFF_MIN;
+        } else {
+            for (store, error) in errors {
+                tracing::error!(store = %store, error = %error, retry_in = ?backoff, "job store call failed");
+                sh.emit(Event::Store(StoreErrorEvent::new(
+                    store,
+                    error.to_string(),
+                    backoff,
+                )));
+            }
+            wait = wait.min(backoff);
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        let wait = wait.min(MAX_WAIT);
+        if wait.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = sh.stop.cancelled() => return,
+            _ = sh.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One pass over every store: fires what is due at `now`; returns the earliest next run
+/// time and the stores that failed.
+async fn process(
+    sh: &Arc<Shared>,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Vec<(String, StoreError)>) {
+    let mut next: Option<DateTime<Utc>> = None;
+    let mut errors = Vec::new();
+    for (name, store) in &sh.stores {
+        match process_store(sh, name, store, now).await {
+            Ok(n) => next = min_time(next, n),
+            Err(e) => errors.push((name.clone(), e)),
+        }
+    }
+    (next, errors)
+}
+
+fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+async fn process_store(
+    sh: &Arc<Shared>,
+    name: &str,
+    store: &BoxJobStore,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    loop {
+        if sh.stop.is_cancelled() || sh.state() != SchedulerState::Running {
+            return Ok(None);
+        }
+        let ops = sh.ops.lock().await;
+        let batch = store.due_jobs(now, BATCH).await?;
+        let full = batch.len() == BATCH;
+        for job in batch {
+            fire(sh, name, store, job, now).await?;
+        }
+        drop(ops);
+        if !full {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    store.next_run_time().await
+}
+
+/// Handles one due job: advances its schedule in the store, reports missed runs, submits
+/// the runs to do.
+async fn fire(
+    sh: &Arc<Shared>,
+    store_name: &str,
+    store: &BoxJobStore,
+    job: Job,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(first) = job.next_run_time else {
+        return Ok(());
+    };
+    if first > now {
+        return Ok(());
+    }
+    let cap = sh.max_backlog;
+    let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        backlog(job.trigger.as_trigger(), first, now, cap)
+    }));
+    let bl = match computed {
+        Ok(bl) => bl,
+        Err(payload) => {
+            // A trigger that panics would panic again: pause the job rather than spin.
+            let message = format!("trigger {}", panic_message(&*payload));
+            tracing::error!(job_id = %job.id, store = store_name, "{message}; job paused");
+            let mut paused = job.clone();
+            paused.next_run_time = None;
+            match store.update_job(paused).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            sh.emit(Event::Execution(JobExecutionEvent::error(
+                job.id.clone(),
+                store_name,
+                first,
+                JobFailure::new(FailureKind::Setup, message),
+                None,
+            )));
+            return Ok(());
+        }
+    };
+    let plan = plan(&bl.due, now, job.misfire_grace_time, job.coalesce);
+
+    // The schedule moves on in the store before any run starts.
+    if bl.next.is_some() {
+        let mut advanced = job.clone();
+        advanced.next_run_time = bl.next;
+        match store.update_job(advanced).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    } else {
+        match store.remove_job(&job.id).await {
+            Ok(()) => sh.emit(Event::Job(JobEvent::new(
+                EventKind::JobRemoved,
+                job.id.clone(),
+                store_name,
+            ))),
+            Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    if bl.truncated {
+        tracing::warn!(job_id = %job.id, cap, "backlog longer than the cap; the rest was skipped");
+    }
+    for t in plan.missed {
+        tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
+        sh.emit(Event::Execution(JobExecutionEvent::missed(
+            job.id.clone(),
+            store_name,
+            t,
+        )));
+    }
+    if !plan.run.is_empty() {
+        submit(sh, &job, &plan.run);
+    }
+    Ok(())
+}
+
+/// Submits one run of `job` per time in `times`, each with a `max_instances` permit; runs
+/// without a free permit are refused and reported. Returns how many were refused.
+pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> usize {
+    let failed = |message: String| {
+        tracing::error!(job_id = %job.id, "{message}");
+        for &t in times {
+            sh.emit(Event::Execution(JobExecutionEvent::error(
+                job.id.clone(),
+                job.store.clone(),
+                t,
+                JobFailure::new(FailureKind::Setup, message.clone()),
+                None,
+            )));
+        }
+    };
+    let task = match sh.resolve_task(&job.task) {
+        Ok(task) => task,
+        Err(message) => {
+            failed(message);
+            return 0;
+        }
+    };
+    let Some(executor) = sh.executors.get(&job.executor).cloned() else {
+        failed(format!("executor {:?} does not exist", job.executor));
+        return 0;
+    };
+    let mut granted = Vec::new();
+    let mut refused = Vec::new();
+    for &t in times {
+        match sh.try_acquire_instance(job) {
+            Some(permit) => granted.push((t, permit)),
+            None => refused.push(t),
+        }
+    }
+    if !granted.is_empty() {
+        sh.emit(Event::Submission(JobSubmissionEvent::new(
+            EventKind::JobSubmitted,
+            job.id.clone(),
+            job.store.clone(),
+            granted.iter().map(|(t, _)| *t).collect(),
+        )));
+    }
+    let refused_count = refused.len();
+    if !refused.is_empty() {
+        tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
+        sh.emit(Event::Submission(JobSubmissionEvent::new(
+            EventKind::JobMaxInstances,
+            job.id.clone(),
+            job.store.clone(),
+            refused,
+        )));
+    }
+    for (t, permit) in granted {
+        spawn_run(sh, job, &task, &executor, t, permit);
+    }
+    refused_count
+}
+
+/// Spawns one run. The `max_instances` permit moves into the run's future, so it is
+/// released however the run ends: success, error, panic (caught), timeout or cancellation.
+fn spawn_run(
+    sh: &Arc<Shared>,
+    job: &Job,
+    task: &TaskFn,
+    executor: &Executor,
+    scheduled: DateTime<Utc>,
+    permit: OwnedSemaphorePermit,
+) {
+    let sh2 = sh.clone();
+    let task = task.clone();
+    let executor = executor.clone();
+    let id = job.id.clone();
+    let store = job.store.clone();
+    let jitter = job.jitter.filter(|j| !j.is_zero());
+    let timeout = job.timeout;
+    let cancel = sh.run_cancel.child_token();
+    let args = match &job.task {
+        TaskRef::Named { args, .. } => args.clone(),
+        _ => Value::Null,
+    };
+    let lateness_ms = (sh.clock.now() - scheduled).num_milliseconds();
+    let span = tracing::info_span!("job_run", job_id = %id, scheduled = %scheduled, lateness_ms);
+    let ctx = JobContext {
+        job_id: id.clone(),
+        store: store.clone(),
+        scheduled_run_time: scheduled,
+        attempt: 1,
+        cancel: cancel.clone(),
+        args,
+    };
+    let run = async move {
+        let permit = permit;
+        let started = Instant::now();
+        let result = async {
+            if let Some(j) = jitter {
+                let delay = j.mul_f64(fastrand::f64());
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = cancel.cancelled() => {
+                        return Err(JobFailure::new(FailureKind::Cancelled, "cancelled before it started"));
+                    }
+                }
+            }
+            let fut = task.call(ctx);
+            let limit = async {
+                match timeout {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = executor.run(fut) => r,
+                _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, "cancelled at shutdown")),
+                _ = limit => {
+                    cancel.cancel();
+                    Err(JobFailure::new(
+                        FailureKind::Timeout,
+                        format!("timed out after {:?}", timeout.unwrap_or_default()),
+                    ))
+                }
+            }
+        }
+        .await;
+        let duration = started.elapsed();
+        drop(permit);
+        sh2.release_instance(&store, &id);
+        let event = match result {
+            Ok(value) => JobExecutionEvent::executed(id, store, scheduled, value, duration),
+            Err(failure) => {
+                tracing::error!(error = %failure, "job run failed");
+                JobExecutionEvent::error(id, store, scheduled, failure, Some(duration))
+            }
+        };
+        sh2.emit(Event::Execution(event));
+    };
+    sh.tracker.spawn(run.instrument(span));
+}
