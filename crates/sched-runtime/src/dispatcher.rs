@@ -241,9 +241,10 @@ async fn fire(
     Ok(())
 }
 
-/// Submits one run of `job` per time in `times`, each with a `max_instances` permit; runs
-/// without a free permit are refused and reported. Returns how many were refused.
-pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> usize {
+/// Submits the runs of `job` at `times` as one submission: one `max_instances` permit,
+/// the runs done one after the other in that order (as APScheduler runs a backlog). Without
+/// a free permit the submission is refused and reported. Returns whether it was accepted.
+pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bool {
     let failed = |message: String| {
         tracing::error!(job_id = %job.id, "{message}");
         for &t in times {
@@ -260,121 +261,125 @@ pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> us
         Ok(task) => task,
         Err(message) => {
             failed(message);
-            return 0;
+            return true;
         }
     };
     let Some(executor) = sh.executors.get(&job.executor).cloned() else {
         failed(format!("executor {:?} does not exist", job.executor));
-        return 0;
+        return true;
     };
-    let mut granted = Vec::new();
-    let mut refused = Vec::new();
-    for &t in times {
-        match sh.try_acquire_instance(job) {
-            Some(permit) => granted.push((t, permit)),
-            None => refused.push(t),
-        }
-    }
-    if !granted.is_empty() {
-        sh.emit(Event::Submission(JobSubmissionEvent::new(
-            EventKind::JobSubmitted,
-            job.id.clone(),
-            job.store.clone(),
-            granted.iter().map(|(t, _)| *t).collect(),
-        )));
-    }
-    let refused_count = refused.len();
-    if !refused.is_empty() {
+    let Some(permit) = sh.try_acquire_instance(job) else {
         tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
         sh.emit(Event::Submission(JobSubmissionEvent::new(
             EventKind::JobMaxInstances,
             job.id.clone(),
             job.store.clone(),
-            refused,
+            times.to_vec(),
         )));
-    }
-    for (t, permit) in granted {
-        spawn_run(sh, job, &task, &executor, t, permit);
-    }
-    refused_count
+        return false;
+    };
+    sh.emit(Event::Submission(JobSubmissionEvent::new(
+        EventKind::JobSubmitted,
+        job.id.clone(),
+        job.store.clone(),
+        times.to_vec(),
+    )));
+    spawn_run(sh, job, task, executor, times.to_vec(), permit);
+    true
 }
 
-/// Spawns one run. The `max_instances` permit moves into the run's future, so it is
-/// released however the run ends: success, error, panic (caught), timeout or cancellation.
+/// Spawns the runs of one submission. The `max_instances` permit moves into the task's
+/// future, so it is released however the runs end: success, error, panic (caught), timeout
+/// or cancellation.
 fn spawn_run(
     sh: &Arc<Shared>,
     job: &Job,
-    task: &TaskFn,
-    executor: &Executor,
-    scheduled: DateTime<Utc>,
+    task: TaskFn,
+    executor: Executor,
+    times: Vec<DateTime<Utc>>,
     permit: OwnedSemaphorePermit,
 ) {
     let sh2 = sh.clone();
-    let task = task.clone();
-    let executor = executor.clone();
     let id = job.id.clone();
     let store = job.store.clone();
     let jitter = job.jitter.filter(|j| !j.is_zero());
     let timeout = job.timeout;
-    let cancel = sh.run_cancel.child_token();
     let args = match &job.task {
         TaskRef::Named { args, .. } => args.clone(),
         _ => Value::Null,
     };
-    let lateness_ms = (sh.clock.now() - scheduled).num_milliseconds();
-    let span = tracing::info_span!("job_run", job_id = %id, scheduled = %scheduled, lateness_ms);
-    let ctx = JobContext {
-        job_id: id.clone(),
-        store: store.clone(),
-        scheduled_run_time: scheduled,
-        attempt: 1,
-        cancel: cancel.clone(),
-        args,
-    };
+    let first = times.first().copied();
+    let lateness_ms = first.map(|t| (sh.clock.now() - t).num_milliseconds());
+    let span = tracing::info_span!("job_run", job_id = %id, scheduled = ?first, lateness_ms);
     let run = async move {
         let permit = permit;
-        let started = Instant::now();
-        let result = async {
-            if let Some(j) = jitter {
-                let delay = j.mul_f64(fastrand::f64());
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = cancel.cancelled() => {
-                        return Err(JobFailure::new(FailureKind::Cancelled, "cancelled before it started"));
-                    }
-                }
-            }
-            let fut = task.call(ctx);
-            let limit = async {
-                match timeout {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+        if let Some(j) = jitter {
+            let delay = j.mul_f64(fastrand::f64());
             tokio::select! {
-                r = executor.run(fut) => r,
-                _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, "cancelled at shutdown")),
-                _ = limit => {
-                    cancel.cancel();
-                    Err(JobFailure::new(
-                        FailureKind::Timeout,
-                        format!("timed out after {:?}", timeout.unwrap_or_default()),
-                    ))
-                }
+                _ = tokio::time::sleep(delay) => {}
+                _ = sh2.run_cancel.cancelled() => {}
             }
         }
-        .await;
-        let duration = started.elapsed();
+        for scheduled in times {
+            let cancel = sh2.run_cancel.child_token();
+            let ctx = JobContext {
+                job_id: id.clone(),
+                store: store.clone(),
+                scheduled_run_time: scheduled,
+                attempt: 1,
+                cancel: cancel.clone(),
+                args: args.clone(),
+            };
+            let started = Instant::now();
+            let result = if cancel.is_cancelled() {
+                Err(JobFailure::new(
+                    FailureKind::Cancelled,
+                    "cancelled before it started",
+                ))
+            } else {
+                let fut = task.call(ctx);
+                let limit = async {
+                    match timeout {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    r = executor.run(fut) => r,
+                    _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, "cancelled at shutdown")),
+                    _ = limit => {
+                        cancel.cancel();
+                        Err(JobFailure::new(
+                            FailureKind::Timeout,
+                            format!("timed out after {:?}", timeout.unwrap_or_default()),
+                        ))
+                    }
+                }
+            };
+            let duration = started.elapsed();
+            let event = match result {
+                Ok(value) => JobExecutionEvent::executed(
+                    id.clone(),
+                    store.clone(),
+                    scheduled,
+                    value,
+                    duration,
+                ),
+                Err(failure) => {
+                    tracing::error!(error = %failure, scheduled = %scheduled, "job run failed");
+                    JobExecutionEvent::error(
+                        id.clone(),
+                        store.clone(),
+                        scheduled,
+                        failure,
+                        Some(duration),
+                    )
+                }
+            };
+            sh2.emit(Event::Execution(event));
+        }
         drop(permit);
         sh2.release_instance(&store, &id);
-        let event = match result {
-            Ok(value) => JobExecutionEvent::executed(id, store, scheduled, value, duration),
-            Err(failure) => {
-                tracing::error!(error = %failure, "job run failed");
-                JobExecutionEvent::error(id, store, scheduled, failure, Some(duration))
-            }
-        };
-        sh2.emit(Event::Execution(event));
     };
     sh.tracker.spawn(run.instrument(span));
 }

@@ -173,6 +173,9 @@ impl fmt::Debug for Scheduler {
     }
 }
 
+/// A job's key in the `max_instances` table: its store and id.
+type InstanceKey = (String, JobId);
+
 pub(crate) struct Pending {
     job: Job,
     replace_existing: bool,
@@ -197,7 +200,7 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pending: Mutex<Vec<Pending>>,
     /// `max_instances` semaphores of jobs with runs going, by (store, id), with their size.
-    instances: Mutex<HashMap<(String, JobId), (Arc<Semaphore>, u32)>>,
+    instances: Mutex<HashMap<InstanceKey, (Arc<Semaphore>, u32)>>,
     pub(crate) tracker: TaskTracker,
     /// Cancels running jobs ([`ShutdownMode::Cancel`]); each run's token is a child.
     pub(crate) run_cancel: CancellationToken,
@@ -771,7 +774,7 @@ impl Scheduler {
             return Err(SchedulerError::JobNotFound { id: id.clone() });
         };
         let now = sh.clock.now();
-        if dispatcher::submit(&self.shared, &job, &[now]) == 0 {
+        if !dispatcher::submit(&self.shared, &job, &[now]) {
             return Err(SchedulerError::MaxInstances {
                 id: id.clone(),
                 max: job.max_instances,
