@@ -327,6 +327,8 @@ pub struct JobExecutionEvent {
     pub failure: Option<JobFailure>,
     /// How long the run took (not for `JobMissed`).
     pub duration: Option<Duration>,
+    /// Which attempt of the run this was (1 unless retried; 0 for `JobMissed`).
+    pub attempt: u32,
 }
 
 impl JobExecutionEvent {
@@ -346,6 +348,7 @@ impl JobExecutionEvent {
             return_value: Some(return_value),
             failure: None,
             duration: Some(duration),
+            attempt: 1,
         }
     }
 
@@ -365,7 +368,14 @@ impl JobExecutionEvent {
             return_value: None,
             failure: Some(failure),
             duration,
+            attempt: 1,
         }
+    }
+
+    /// The same event for attempt `attempt`.
+    pub fn with_attempt(mut self, attempt: u32) -> JobExecutionEvent {
+        self.attempt = attempt;
+        self
     }
 
     /// A missed run.
@@ -382,6 +392,7 @@ impl JobExecutionEvent {
             return_value: None,
             failure: None,
             duration: None,
+            attempt: 0,
         }
     }
 }

@@ -331,6 +331,62 @@ impl fmt::Display for JobTrigger {
     }
 }
 
+/// How a failed run is tried again: up to `max_attempts` attempts in all, waiting
+/// `initial_backoff` before the second, each later wait `multiplier` times the one before,
+/// never more than `max_backoff`.
+///
+/// A run is retried when the task returns an error, panics or times out; not when it was
+/// cancelled at shutdown or could not start (task not registered, arguments unreadable).
+/// The retries belong to the same run: they hold its `max_instances` permit, carry its
+/// scheduled run time, and number their attempts from 1.
+///
+/// ```
+/// use std::time::Duration;
+/// use sched_core::job::RetryPolicy;
+///
+/// let p = RetryPolicy::new(4); // 1 s, then 2 s, then 4 s
+/// assert_eq!(p.backoff(1), Duration::from_secs(1));
+/// assert_eq!(p.backoff(3), Duration::from_secs(4));
+/// let capped = RetryPolicy { max_backoff: Duration::from_secs(3), ..p };
+/// assert_eq!(capped.backoff(3), Duration::from_secs(3));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// The wait before the second attempt (seconds in the stored form).
+    #[serde(with = "secs")]
+    pub initial_backoff: Duration,
+    /// Each later wait is the previous one times this.
+    pub multiplier: f64,
+    /// The longest wait (seconds in the stored form).
+    #[serde(with = "secs")]
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// `max_attempts` attempts, waits of 1 s doubling up to 60 s.
+    pub fn new(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: max_attempts.max(1),
+            initial_backoff: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+
+    /// The wait after failed attempt `attempt` (1-based) before the next one.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let factor = self.multiplier.max(1.0).powi(exp);
+        let secs = self.initial_backoff.as_secs_f64() * factor;
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+}
+
 /// Defaults applied to every job that does not set its own value (APScheduler 3's
 /// `job_defaults`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +442,8 @@ pub struct Job {
     pub jitter: Option<Duration>,
     /// A run still going after this long is cancelled and reported as an error.
     pub timeout: Option<Duration>,
+    /// Whether and how a failed run is tried again.
+    pub retry: Option<RetryPolicy>,
 }
 
 /// The name of the store and of the executor a job uses unless it names another.
@@ -413,6 +471,7 @@ impl Job {
             next_run_time: None,
             jitter: None,
             timeout: None,
+            retry: None,
         }
     }
 
@@ -464,6 +523,7 @@ impl Job {
             next_run_time: self.next_run_time,
             jitter: self.jitter,
             timeout: self.timeout,
+            retry: self.retry,
         })
     }
 }
@@ -486,6 +546,7 @@ impl From<StoredJob> for Job {
             next_run_time: s.next_run_time,
             jitter: s.jitter,
             timeout: s.timeout,
+            retry: s.retry,
         }
     }
 }
@@ -528,6 +589,7 @@ pub struct JobSpec {
     replace_existing: bool,
     jitter: Option<Duration>,
     timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
 }
 
 impl JobSpec {
@@ -547,6 +609,7 @@ impl JobSpec {
             replace_existing: false,
             jitter: None,
             timeout: None,
+            retry: None,
         }
     }
 
@@ -646,6 +709,12 @@ impl JobSpec {
         self
     }
 
+    /// Try a failed run again as `policy` says.
+    pub fn retry(mut self, policy: RetryPolicy) -> JobSpec {
+        self.retry = Some(policy);
+        self
+    }
+
     /// The job this spec describes, options not set taken from `defaults`, the id from
     /// `fallback_id` when none was set. The next run time is left as set (or `None`): the
     /// scheduler computes it when the job is added.
@@ -671,6 +740,7 @@ impl JobSpec {
         }
         job.jitter = self.jitter;
         job.timeout = self.timeout;
+        job.retry = self.retry;
         job
     }
 }
@@ -688,6 +758,7 @@ pub struct JobChanges {
     args: Option<Value>,
     jitter: Option<Option<Duration>>,
     timeout: Option<Option<Duration>>,
+    retry: Option<Option<RetryPolicy>>,
 }
 
 impl JobChanges {
@@ -755,6 +826,12 @@ impl JobChanges {
         self
     }
 
+    /// A new retry policy (`None`: no retries).
+    pub fn retry(mut self, retry: Option<RetryPolicy>) -> JobChanges {
+        self.retry = Some(retry);
+        self
+    }
+
     /// Applies the changes to `job`.
     pub fn apply(self, job: &mut Job) {
         if let Some(name) = self.name {
@@ -783,6 +860,9 @@ impl JobChanges {
         }
         if let Some(t) = self.timeout {
             job.timeout = t;
+        }
+        if let Some(r) = self.retry {
+            job.retry = r;
         }
     }
 }
@@ -838,11 +918,31 @@ pub struct StoredJob {
     /// See [`Job::timeout`].
     #[serde(default, with = "opt_secs")]
     pub timeout: Option<Duration>,
+    /// See [`Job::retry`].
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 impl StoredJob {
     /// The layout version this release writes.
     pub const FORMAT: u32 = 1;
+}
+
+/// `Duration` as seconds (`1.5`).
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs)
+            .map_err(|_| serde::de::Error::custom(format!("invalid duration {secs} s")))
+    }
 }
 
 /// `Option<Duration>` as optional seconds (`1.5`), the unit APScheduler uses.
@@ -991,6 +1091,20 @@ mod tests {
         assert!(
             matches!(&job.task, TaskRef::Named { args, .. } if args == &serde_json::json!([1]))
         );
+    }
+
+    #[test]
+    fn retry_policy_serde_and_backoff() {
+        let p: RetryPolicy = serde_json::from_str(
+            r#"{"max_attempts": 3, "initial_backoff": 0.5, "multiplier": 3, "max_backoff": 2}"#,
+        )
+        .unwrap();
+        assert_eq!(p.backoff(1), Duration::from_millis(500));
+        assert_eq!(p.backoff(2), Duration::from_millis(1500));
+        assert_eq!(p.backoff(3), Duration::from_secs(2));
+        assert_eq!(p.backoff(1000), Duration::from_secs(2));
+        let back: RetryPolicy = serde_json::from_value(serde_json::to_value(p).unwrap()).unwrap();
+        assert_eq!(back, p);
     }
 
     #[test]

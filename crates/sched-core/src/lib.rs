@@ -27,6 +27,8 @@ pub mod zone;
 
 pub use error::TriggerError;
 pub use event::{Event, EventKind, EventMask};
-pub use job::{Coalesce, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger, TaskRef};
+pub use job::{
+    Coalesce, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger, RetryPolicy, TaskRef,
+};
 pub use trigger::{AnyTrigger, Trigger};
 pub use zone::{LocalTime, Zone};

@@ -56,7 +56,7 @@ use tracing::Instrument;
 use crate::Executor;
 use crate::backlog::{backlog, plan};
 use crate::scheduler::{SchedulerState, Shared};
-use crate::task::{JobContext, TaskFn, panic_message};
+use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
 
 /// Due jobs fetched and processed per store call and per hold of the ops lock.
 pub(crate) const BATCH: usize = 1024;
@@ -79,7 +79,12 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             }
         }
         let now = sh.clock.now();
-        let (next, errors) = process(&sh, now).await;
+        // Shutdown does not wait for a store that hangs; see the store's cancel safety.
+        let (next, errors) = tokio::select! {
+            biased;
+            _ = sh.stop.cancelled() => return,
+            r = process(&sh, now) => r,
+        };
         let mut wait = match next {
             Some(t) => (t - sh.clock.now()).to_std().unwrap_or(Duration::ZERO),
             None => MAX_WAIT,
@@ -299,87 +304,134 @@ fn spawn_run(
     times: Vec<DateTime<Utc>>,
     permit: OwnedSemaphorePermit,
 ) {
-    let sh2 = sh.clone();
-    let id = job.id.clone();
-    let store = job.store.clone();
-    let jitter = job.jitter.filter(|j| !j.is_zero());
-    let timeout = job.timeout;
-    let args = match &job.task {
-        TaskRef::Named { args, .. } => args.clone(),
-        _ => Value::Null,
-    };
     let first = times.first().copied();
     let lateness_ms = first.map(|t| (sh.clock.now() - t).num_milliseconds());
-    let span = tracing::info_span!("job_run", job_id = %id, scheduled = ?first, lateness_ms);
-    let run = async move {
+    let span = tracing::info_span!("job_run", job_id = %job.id, scheduled = ?first, lateness_ms);
+    let run = Run {
+        sh: sh.clone(),
+        id: job.id.clone(),
+        store: job.store.clone(),
+        args: match &job.task {
+            TaskRef::Named { args, .. } => args.clone(),
+            _ => Value::Null,
+        },
+        timeout: job.timeout,
+        retry: job.retry,
+        task,
+        executor,
+    };
+    let jitter = job.jitter.filter(|j| !j.is_zero());
+    let fut = async move {
         let permit = permit;
         if let Some(j) = jitter {
             let delay = j.mul_f64(fastrand::f64());
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = sh2.run_cancel.cancelled() => {}
+                _ = run.sh.run_cancel.cancelled() => {}
             }
         }
         for scheduled in times {
-            let cancel = sh2.run_cancel.child_token();
-            let ctx = JobContext {
-                job_id: id.clone(),
-                store: store.clone(),
-                scheduled_run_time: scheduled,
-                attempt: 1,
-                cancel: cancel.clone(),
-                args: args.clone(),
-            };
-            let started = Instant::now();
-            let result = if cancel.is_cancelled() {
-                Err(JobFailure::new(
-                    FailureKind::Cancelled,
-                    "cancelled before it started",
-                ))
-            } else {
-                let fut = task.call(ctx);
-                let limit = async {
-                    match timeout {
-                        Some(d) => tokio::time::sleep(d).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    r = executor.run(fut) => r,
-                    _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, "cancelled at shutdown")),
-                    _ = limit => {
-                        cancel.cancel();
-                        Err(JobFailure::new(
-                            FailureKind::Timeout,
-                            format!("timed out after {:?}", timeout.unwrap_or_default()),
-                        ))
-                    }
-                }
-            };
-            let duration = started.elapsed();
-            let event = match result {
-                Ok(value) => JobExecutionEvent::executed(
-                    id.clone(),
-                    store.clone(),
-                    scheduled,
-                    value,
-                    duration,
+            run.run(scheduled).await;
+        }
+        drop(permit);
+        run.sh.release_instance(&run.store, &run.id);
+    };
+    sh.tracker.spawn(fut.instrument(span));
+}
+
+/// What one submission needs to run its times.
+struct Run {
+    sh: Arc<Shared>,
+    id: sched_core::job::JobId,
+    store: String,
+    args: Value,
+    timeout: Option<Duration>,
+    retry: Option<sched_core::job::RetryPolicy>,
+    task: TaskFn,
+    executor: Executor,
+}
+
+impl Run {
+    /// Runs the task for one scheduled time, with retries, reporting each attempt's end.
+    async fn run(&self, scheduled: DateTime<Utc>) {
+        let max_attempts = self.retry.map_or(1, |r| r.max_attempts.max(1));
+        for attempt in 1..=max_attempts {
+            let (result, duration) = self.attempt(scheduled, attempt).await;
+            let (event, retry) = match result {
+                Ok(value) => (
+                    JobExecutionEvent::executed(
+                        self.id.clone(),
+                        self.store.clone(),
+                        scheduled,
+                        value,
+                        duration,
+                    ),
+                    false,
                 ),
                 Err(failure) => {
-                    tracing::error!(error = %failure, scheduled = %scheduled, "job run failed");
-                    JobExecutionEvent::error(
-                        id.clone(),
-                        store.clone(),
+                    tracing::error!(error = %failure, scheduled = %scheduled, attempt, "job run failed");
+                    let retry = attempt < max_attempts
+                        && matches!(
+                            failure.kind,
+                            FailureKind::Error | FailureKind::Panic | FailureKind::Timeout
+                        );
+                    let event = JobExecutionEvent::error(
+                        self.id.clone(),
+                        self.store.clone(),
                         scheduled,
                         failure,
                         Some(duration),
-                    )
+                    );
+                    (event, retry)
                 }
             };
-            sh2.emit(Event::Execution(event));
+            self.sh.emit(Event::Execution(event.with_attempt(attempt)));
+            if !retry {
+                return;
+            }
+            let wait = self.retry.map(|r| r.backoff(attempt)).unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.sh.run_cancel.cancelled() => return,
+            }
         }
-        drop(permit);
-        sh2.release_instance(&store, &id);
-    };
-    sh.tracker.spawn(run.instrument(span));
+    }
+
+    /// One attempt: the task under its timeout and the shutdown token.
+    async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Duration) {
+        let cancel = self.sh.run_cancel.child_token();
+        let started = Instant::now();
+        if cancel.is_cancelled() {
+            let failure = JobFailure::new(FailureKind::Cancelled, "cancelled before it started");
+            return (Err(failure), Duration::ZERO);
+        }
+        let ctx = JobContext {
+            job_id: self.id.clone(),
+            store: self.store.clone(),
+            scheduled_run_time: scheduled,
+            attempt,
+            cancel: cancel.clone(),
+            args: self.args.clone(),
+        };
+        let fut = self.task.call(ctx);
+        let timeout = self.timeout;
+        let limit = async {
+            match timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            r = self.executor.run(fut) => r,
+            _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, "cancelled at shutdown")),
+            _ = limit => {
+                cancel.cancel();
+                Err(JobFailure::new(
+                    FailureKind::Timeout,
+                    format!("timed out after {:?}", timeout.unwrap_or_default()),
+                ))
+            }
+        };
+        (result, started.elapsed())
+    }
 }

@@ -737,3 +737,77 @@ async fn a_lagging_subscriber_is_told_how_many_events_it_lost() {
         EventKind::JobAdded
     );
 }
+
+// A task failing its first two attempts, retried after 1 s then 2 s, succeeds on the third:
+//
+//   00:01  00:01:01  00:01:03
+//   fail    fail       ok       (attempts 1, 2, 3 of the 00:01 run)
+#[tokio::test(start_paused = true)]
+async fn a_failed_run_is_retried_with_backoff() {
+    let (s, clock, rec) = scheduler();
+    let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let clock2 = clock.clone();
+    let task = closure_task("flaky", move |ctx: JobContext| {
+        use sched_runtime::Clock;
+        seen.lock().unwrap().push((ctx.attempt(), clock2.now()));
+        async move {
+            if ctx.attempt() < 3 {
+                Err(format!("attempt {} failed", ctx.attempt()))
+            } else {
+                Ok(ctx.attempt())
+            }
+        }
+    });
+    s.add_job(JobSpec::new(task, once(at(0, 1, 0))).retry(sched_core::RetryPolicy::new(5)))
+        .await
+        .unwrap();
+    s.start().await.unwrap();
+    until(&clock, at(0, 2, 0)).await;
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [(1, at(0, 1, 0)), (2, at(0, 1, 1)), (3, at(0, 1, 3))]
+    );
+    let errors = rec.executions(EventKind::JobError);
+    assert_eq!(errors.iter().map(|e| e.attempt).collect::<Vec<_>>(), [1, 2]);
+    let done = rec.executions(EventKind::JobExecuted);
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (done[0].attempt, done[0].scheduled_run_time),
+        (3, at(0, 1, 0))
+    );
+    assert_eq!(done[0].return_value, Some(serde_json::json!(3)));
+}
+
+// Jitter 10 s: each run of an every-minute job starts within [minute, minute + 10 s), and
+// the schedule itself does not drift.
+#[tokio::test(start_paused = true)]
+async fn jitter_delays_starts_within_bounds_without_drift() {
+    let (s, clock, _rec) = scheduler();
+    let runs = Runs::default();
+    s.add_job(
+        JobSpec::new(runs.task(&clock, NO_BUSY), Every::minute_from(at(0, 1, 0)))
+            .jitter(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    s.start().await.unwrap();
+    until(&clock, at(0, 30, 30)).await;
+    let expected: Vec<_> = (1..=30).map(|m| at(0, m, 0)).collect();
+    assert_eq!(runs.scheduled(), expected);
+    for (scheduled, started) in runs.0.lock().unwrap().iter() {
+        let delay = *started - *scheduled;
+        assert!(
+            delay >= TimeDelta::zero() && delay < TimeDelta::seconds(10),
+            "{scheduled}: started {delay} late"
+        );
+    }
+    let delays: std::collections::HashSet<_> = runs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(a, b)| *b - *a)
+        .collect();
+    assert!(delays.len() > 1, "the delays are random");
+}
