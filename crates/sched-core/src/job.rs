@@ -808,6 +808,11 @@ impl JobChanges {
         self
     }
 
+    /// The next run time to be set: `None` when not set, `Some(None)` when pausing.
+    pub fn explicit_next_run_time(&self) -> Option<Option<DateTime<Utc>>> {
+        self.next_run_time
+    }
+
     /// New arguments for a named task (ignored for closures).
     pub fn args(mut self, args: Value) -> JobChanges {
         self.args = Some(args);

@@ -151,6 +151,10 @@ impl SchedulerBuilder {
 ///
 /// `Scheduler` is a handle: clone it freely and use it from any task (it is `Send + Sync`).
 /// See the [crate docs](crate) for an example and for the execution semantics.
+///
+/// Stores and executors are fixed when the scheduler is built; `start` reports each with a
+/// `JobstoreAdded` / `ExecutorAdded` event. Once started, the scheduler runs until
+/// [`shutdown`](Scheduler::shutdown): dropping every handle does not stop it.
 #[derive(Clone)]
 pub struct Scheduler {
     pub(crate) shared: Arc<Shared>,
@@ -588,7 +592,8 @@ impl Scheduler {
         {
             return Err(SchedulerError::UnknownExecutor(e.to_owned()));
         }
-        self.update_with(id, |job, _| {
+        let sets_next = changes.explicit_next_run_time().is_some();
+        self.update_with(id, sets_next, |job, _| {
             changes.apply(job);
             Ok(())
         })
@@ -608,7 +613,7 @@ impl Scheduler {
         trigger: impl Into<JobTrigger>,
     ) -> Result<Job, SchedulerError> {
         let trigger = trigger.into();
-        self.update_with(id, move |job, now| {
+        self.update_with(id, true, move |job, now| {
             job.trigger = trigger;
             job.next_run_time = job.trigger.next_fire_time(None, now);
             Ok(())
@@ -621,7 +626,7 @@ impl Scheduler {
     /// # Errors
     /// As [`modify_job`](Scheduler::modify_job).
     pub async fn pause_job(&self, id: &JobId) -> Result<Job, SchedulerError> {
-        self.update_with(id, |job, _| {
+        self.update_with(id, true, |job, _| {
             job.next_run_time = None;
             Ok(())
         })
@@ -642,7 +647,7 @@ impl Scheduler {
             self.remove_job(id).await?;
             return Ok(None);
         }
-        self.update_with(id, |job, now| {
+        self.update_with(id, true, |job, now| {
             job.next_run_time = job.trigger.next_fire_time(None, now);
             Ok(())
         })
@@ -651,10 +656,12 @@ impl Scheduler {
     }
 
     /// Looks a job up (pending or stored), changes it, writes it back, emits `JobModified`
-    /// and wakes the dispatcher; all under the ops lock.
+    /// and wakes the dispatcher; all under the ops lock. `sets_next`: the change decides the
+    /// next run time (for a pending job, it is then not computed at start).
     async fn update_with(
         &self,
         id: &JobId,
+        sets_next: bool,
         change: impl FnOnce(&mut Job, DateTime<Utc>) -> Result<(), SchedulerError>,
     ) -> Result<Job, SchedulerError> {
         let sh = &self.shared;
@@ -664,7 +671,7 @@ impl Scheduler {
             let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(p) = pending.iter_mut().find(|p| p.job.id == *id) {
                 change(&mut p.job, now)?;
-                p.explicit_next = true;
+                p.explicit_next |= sets_next;
                 return Ok(p.job.clone());
             }
         }
@@ -830,6 +837,20 @@ impl Scheduler {
                 }
             }
             sh.state.send_replace(target);
+        }
+        for (name, _) in &sh.stores {
+            sh.emit(Event::Scheduler(SchedulerEvent::new(
+                EventKind::JobstoreAdded,
+                Some(name.clone()),
+            )));
+        }
+        let mut executors: Vec<&String> = sh.executors.keys().collect();
+        executors.sort();
+        for name in executors {
+            sh.emit(Event::Scheduler(SchedulerEvent::new(
+                EventKind::ExecutorAdded,
+                Some(name.clone()),
+            )));
         }
         let handle = runtime.spawn(dispatcher::run(self.shared.clone()));
         *sh.dispatcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);

@@ -730,8 +730,9 @@ async fn a_lagging_subscriber_is_told_how_many_events_it_lost() {
         .await
         .unwrap();
     }
-    // started + 5 added = 6 events into a buffer of 2: the first 4 are lost.
-    assert_eq!(stream.next().await.unwrap(), Err(sched_runtime::Lagged(4)));
+    // store added + executor added + started + 5 jobs added = 8 events into a buffer of 2:
+    // the first 6 are lost.
+    assert_eq!(stream.next().await.unwrap(), Err(sched_runtime::Lagged(6)));
     assert_eq!(
         stream.next().await.unwrap().unwrap().kind(),
         EventKind::JobAdded
@@ -810,4 +811,72 @@ async fn jitter_delays_starts_within_bounds_without_drift() {
         .map(|(a, b)| *b - *a)
         .collect();
     assert!(delays.len() > 1, "the delays are random");
+}
+
+// Options changed on a pending job are kept; pausing a pending job keeps it paused at start.
+#[tokio::test(start_paused = true)]
+async fn pending_jobs_can_be_modified_and_paused_before_start() {
+    let (s, clock, rec) = scheduler();
+    let runs = Runs::default();
+    let a = s
+        .add_job(JobSpec::new(
+            runs.task(&clock, NO_BUSY),
+            Every::minute_from(at(0, 1, 0)),
+        ))
+        .await
+        .unwrap();
+    let b = s
+        .add_job(JobSpec::new(
+            runs.task(&clock, NO_BUSY),
+            Every::minute_from(at(0, 1, 0)),
+        ))
+        .await
+        .unwrap();
+    s.modify_job(&a, JobChanges::new().name("a")).await.unwrap();
+    s.pause_job(&b).await.unwrap();
+    s.start().await.unwrap();
+    assert_eq!(
+        s.get_job(&a).await.unwrap().unwrap().next_run_time,
+        Some(at(0, 1, 0))
+    );
+    assert!(s.get_job(&b).await.unwrap().unwrap().is_paused());
+    assert_eq!(rec.count(EventKind::JobstoreAdded), 1);
+    assert_eq!(rec.count(EventKind::ExecutorAdded), 1);
+    let table = s.job_table().await.unwrap();
+    assert!(
+        table.contains("Jobstore default:\n    a (trigger: "),
+        "{table}"
+    );
+    assert!(
+        table.contains("next run at: 2026-01-01T00:01:00+00:00)"),
+        "{table}"
+    );
+    assert!(table.contains(", paused)"), "{table}");
+}
+
+// run() returns once another task has shut the scheduler down (and its runs finished).
+#[tokio::test(start_paused = true)]
+async fn run_returns_after_shutdown_from_another_handle() {
+    let (s, clock, rec) = scheduler();
+    let runs = Runs::default();
+    s.add_job(JobSpec::new(
+        runs.task(&clock, Duration::from_secs(5)),
+        Every::minute_from(at(0, 1, 0)),
+    ))
+    .await
+    .unwrap();
+    let handle = s.clone();
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(62)).await;
+        handle.shutdown(ShutdownMode::Wait).await;
+    });
+    s.run().await.unwrap();
+    use sched_runtime::Clock;
+    assert_eq!(
+        clock.now(),
+        at(0, 1, 5),
+        "returned when the running job had finished"
+    );
+    assert_eq!(rec.times(EventKind::JobExecuted), [at(0, 1, 0)]);
+    stopper.await.unwrap();
 }
