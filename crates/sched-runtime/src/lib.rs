@@ -77,6 +77,7 @@
 
 mod backlog;
 pub mod clock;
+mod command;
 mod dispatcher;
 mod error;
 mod events;
@@ -85,6 +86,7 @@ mod scheduler;
 mod task;
 
 pub use clock::{Clock, SystemClock, TestClock};
+pub use command::{COMMAND_TASK, Command};
 pub use error::SchedulerError;
 pub use events::{EventStream, Lagged, ListenerId};
 pub use executor::Executor;

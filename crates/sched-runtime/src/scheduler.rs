@@ -122,6 +122,11 @@ impl SchedulerBuilder {
             .entry(DEFAULT.to_owned())
             .or_insert_with(Executor::tokio);
         let (state, _) = watch::channel(SchedulerState::Stopped);
+        let mut tasks = HashMap::new();
+        tasks.insert(
+            crate::COMMAND_TASK.to_owned(),
+            TaskFn::named(crate::command::run_command),
+        );
         Scheduler {
             shared: Arc::new(Shared {
                 stores: self.stores,
@@ -130,7 +135,7 @@ impl SchedulerBuilder {
                 zone: self.zone,
                 clock: self.clock,
                 max_backlog: self.max_backlog,
-                tasks: RwLock::new(HashMap::new()),
+                tasks: RwLock::new(tasks),
                 events: EventBus::new(self.event_capacity),
                 state,
                 ops: tokio::sync::Mutex::new(()),

@@ -137,3 +137,53 @@ async fn a_hundred_thousand_jobs_are_held_and_the_due_one_fires() {
         "adding took {add_time:?}"
     );
 }
+
+// The command task runs a real program: exit status and output are in the result, and a
+// failing program is a job error naming its status and stderr.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_task_captures_status_and_output() {
+    use sched_runtime::Command;
+    let s = Scheduler::builder().build();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    s.add_listener(
+        EventKind::JobExecuted | EventKind::JobError,
+        move |e: &Event| {
+            if let Event::Execution(x) = e {
+                sink.lock().unwrap().push(x.clone());
+            }
+        },
+    );
+    s.start().await.unwrap();
+    let far = once(at(0, 0, 0) + chrono::TimeDelta::days(400_000));
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg("echo out; echo err >&2")
+        .env("X", "1");
+    let bad = Command::new("sh").arg("-c").arg("echo oops >&2; exit 3");
+    let ok = s
+        .add_job(JobSpec::new(ok.into_task(), far.clone()))
+        .await
+        .unwrap();
+    let bad = s.add_job(JobSpec::new(bad.into_task(), far)).await.unwrap();
+    s.run_job_now(&ok).await.unwrap();
+    s.run_job_now(&bad).await.unwrap();
+    eventually("both commands", Duration::from_secs(20), || {
+        events.lock().unwrap().len() == 2
+    })
+    .await;
+    let events = events.lock().unwrap().clone();
+    let done = events.iter().find(|e| e.job_id == ok).unwrap();
+    assert_eq!(
+        done.return_value,
+        Some(serde_json::json!({"status": 0, "stdout": "out\n", "stderr": "err\n"}))
+    );
+    let failed = events.iter().find(|e| e.job_id == bad).unwrap();
+    assert_eq!(failed.kind, EventKind::JobError);
+    assert_eq!(
+        failed.failure.as_ref().unwrap().message,
+        "\"sh\" exited with status 3: oops"
+    );
+    s.shutdown(ShutdownMode::Wait).await;
+}
