@@ -76,6 +76,7 @@
 //! all the same.
 
 mod backlog;
+mod blocking;
 pub mod clock;
 mod command;
 mod dispatcher;
@@ -85,6 +86,7 @@ mod executor;
 mod scheduler;
 mod task;
 
+pub use blocking::BlockingScheduler;
 pub use clock::{Clock, SystemClock, TestClock};
 pub use command::{COMMAND_TASK, Command};
 pub use error::SchedulerError;

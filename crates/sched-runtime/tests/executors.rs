@@ -187,3 +187,39 @@ async fn command_task_captures_status_and_output() {
     );
     s.shutdown(ShutdownMode::Wait).await;
 }
+
+// The blocking front, from a plain thread: a job added with run_job_now runs on the
+// scheduler's own runtime.
+#[test]
+fn blocking_front_runs_jobs_without_async_code() {
+    use sched_runtime::BlockingScheduler;
+    let s = BlockingScheduler::new(Scheduler::builder()).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let task = closure_task("count", move |_ctx: JobContext| {
+        let r = r.clone();
+        async move {
+            r.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(())
+        }
+    });
+    s.start().unwrap();
+    let id = s
+        .add_job(JobSpec::new(
+            task,
+            once(at(0, 0, 0) + chrono::TimeDelta::days(400_000)),
+        ))
+        .unwrap();
+    assert_eq!(s.get_jobs().unwrap().len(), 1);
+    s.run_job_now(&id).unwrap();
+    let start = std::time::Instant::now();
+    while ran.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the job did not run"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.remove_job(&id).unwrap();
+    s.shutdown(ShutdownMode::Wait);
+}
