@@ -880,3 +880,63 @@ async fn run_returns_after_shutdown_from_another_handle() {
     assert_eq!(rec.times(EventKind::JobExecuted), [at(0, 1, 0)]);
     stopper.await.unwrap();
 }
+
+/// A trigger that panics after its first fire time.
+#[derive(Debug)]
+struct PanicsLater;
+
+impl sched_core::Trigger for PanicsLater {
+    fn next_fire_time(
+        &self,
+        previous: Option<chrono::DateTime<chrono::Utc>>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        match previous {
+            None => Some(at(0, 1, 0)),
+            Some(_) => panic!("trigger bug"),
+        }
+    }
+    fn zone(&self) -> sched_core::Zone {
+        sched_core::Zone::UTC
+    }
+}
+
+// A trigger that panics pauses its job and is reported; other jobs go on.
+//
+//   00:01                       00:02
+//   trigger panics: job paused    R (other job)
+#[tokio::test(start_paused = true)]
+async fn a_panicking_trigger_pauses_its_job_and_the_loop_goes_on() {
+    let (s, clock, rec) = scheduler();
+    let runs = Runs::default();
+    let bad = s
+        .add_job(JobSpec::new(
+            runs.task(&clock, NO_BUSY),
+            sched_core::JobTrigger::dynamic(PanicsLater),
+        ))
+        .await
+        .unwrap();
+    let other = Runs::default();
+    s.add_job(JobSpec::new(
+        other.task(&clock, NO_BUSY),
+        Every::minute_from(at(0, 1, 0)),
+    ))
+    .await
+    .unwrap();
+    s.start().await.unwrap();
+    until(&clock, at(0, 2, 10)).await;
+    assert_eq!(runs.len(), 0);
+    assert!(s.get_job(&bad).await.unwrap().unwrap().is_paused());
+    let errors = rec.executions(EventKind::JobError);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].job_id, bad);
+    assert!(
+        errors[0]
+            .failure
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("trigger bug")
+    );
+    assert_eq!(other.scheduled(), [at(0, 1, 0), at(0, 2, 0)]);
+}
