@@ -575,6 +575,7 @@ impl From<StoredJob> for Job {
 /// # Ok::<(), sched_core::job::InvalidJobId>(())
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a JobSpec does nothing until passed to add_job"]
 pub struct JobSpec {
     task: TaskRef,
     trigger: JobTrigger,
@@ -748,6 +749,7 @@ impl JobSpec {
 /// Changes to apply to an existing job (APScheduler's `modify_job` keywords). Fields left
 /// unset stay as they are.
 #[derive(Clone, Debug, Default)]
+#[must_use = "JobChanges do nothing until passed to modify_job"]
 pub struct JobChanges {
     name: Option<String>,
     misfire_grace_time: Option<Option<Duration>>,

@@ -54,6 +54,7 @@ pub enum SchedulerState {
 /// A store named `default` (a [`MemoryStore`]) and an executor named `default`
 /// ([`Executor::tokio`]) are added unless given.
 #[derive(Debug)]
+#[must_use = "call build() to get the scheduler"]
 pub struct SchedulerBuilder {
     stores: Vec<(String, BoxJobStore)>,
     executors: HashMap<String, Executor>,

@@ -940,3 +940,27 @@ async fn a_panicking_trigger_pauses_its_job_and_the_loop_goes_on() {
     );
     assert_eq!(other.scheduled(), [at(0, 1, 0), at(0, 2, 0)]);
 }
+
+// shutdown(NoWait) at 00:01:02 returns at once; the 10 s run goes on and finishes at
+// 00:01:10 by itself.
+#[tokio::test(start_paused = true)]
+async fn shutdown_no_wait_returns_at_once_and_runs_finish_by_themselves() {
+    let (s, clock, rec) = scheduler();
+    let runs = Runs::default();
+    s.add_job(JobSpec::new(
+        runs.task(&clock, Duration::from_secs(10)),
+        Every::minute_from(at(0, 1, 0)),
+    ))
+    .await
+    .unwrap();
+    s.start().await.unwrap();
+    until(&clock, at(0, 1, 2)).await;
+    s.shutdown(ShutdownMode::NoWait).await;
+    use sched_runtime::Clock;
+    assert_eq!(clock.now(), at(0, 1, 2));
+    assert_eq!(s.state(), SchedulerState::ShutDown);
+    assert_eq!(rec.count(EventKind::JobExecuted), 0);
+    until(&clock, at(0, 3, 0)).await;
+    assert_eq!(rec.times(EventKind::JobExecuted), [at(0, 1, 0)]);
+    assert_eq!(runs.len(), 1, "nothing new was started after shutdown");
+}
