@@ -15,8 +15,14 @@
 //!   dispatcher takes it per batch of [`BATCH`] jobs, so a large backlog does not shut
 //!   handles out.
 //! - **The store is written before anyone is woken.** A handle writes its change to the
-//!   store, then notifies the dispatcher (a `Notify`, which keeps one wake-up if the
-//!   dispatcher is busy, so none is lost). The dispatcher writes a due job's advanced next
+//!   store, then wakes the dispatcher if the change's next run time is earlier than the
+//!   wall time the dispatcher sleeps until (`sleeping_until`, an atomic the dispatcher sets
+//!   to "awake" before it reads the stores and to its wake-up time just before it sleeps).
+//!   The wake-up is a `Notify`, which keeps one permit if the dispatcher is not waiting, so
+//!   a change made while it is busy ends its next sleep at once and none is lost. Changes
+//!   that only make runs later, removals included, wake nobody: the dispatcher then wakes
+//!   too early, finds nothing due and sleeps again. So adding 100,000 jobs for tomorrow
+//!   wakes it not once. The dispatcher writes a due job's advanced next
 //!   run time (or removes a finished job) *before* it submits the run; a run is never
 //!   started for a schedule the store does not already show as advanced, so a crash or a
 //!   failed write can lose a run but never repeat one.
@@ -39,9 +45,10 @@
 //! them just gets longer by the jump.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sched_core::event::{
     Event, EventKind, FailureKind, JobEvent, JobExecutionEvent, JobFailure, JobSubmissionEvent,
     StoreErrorEvent,
@@ -55,7 +62,7 @@ use tracing::Instrument;
 
 use crate::Executor;
 use crate::backlog::{backlog, plan};
-use crate::scheduler::{SchedulerState, Shared};
+use crate::scheduler::{AWAKE, PAUSED, SchedulerState, Shared, wall_nanos};
 use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
 
 /// Due jobs fetched and processed per store call and per hold of the ops lock.
@@ -73,11 +80,15 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             return;
         }
         if sh.state() != SchedulerState::Running {
+            sh.sleeping_until.store(PAUSED, Ordering::SeqCst);
             tokio::select! {
                 _ = sh.stop.cancelled() => return,
                 _ = sh.wake.notified() => continue,
             }
         }
+        // Awake: from here on every change notifies (a stored permit ends the next sleep
+        // at once), so none made while this pass reads the stores is missed.
+        sh.sleeping_until.store(AWAKE, Ordering::SeqCst);
         let now = sh.clock.now();
         // Shutdown does not wait for a store that hangs; see the store's cancel safety.
         let (next, errors) = tokio::select! {
@@ -108,6 +119,11 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             tokio::task::yield_now().await;
             continue;
         }
+        let wake_at = TimeDelta::from_std(wait)
+            .ok()
+            .and_then(|w| sh.clock.now().checked_add_signed(w));
+        sh.sleeping_until
+            .store(wake_at.map_or(AWAKE, wall_nanos), Ordering::SeqCst);
         tokio::select! {
             biased;
             _ = sh.stop.cancelled() => return,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -141,6 +142,7 @@ impl SchedulerBuilder {
                 state,
                 ops: tokio::sync::Mutex::new(()),
                 wake: Notify::new(),
+                sleeping_until: AtomicI64::new(AWAKE),
                 pending: Mutex::new(Vec::new()),
                 instances: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
@@ -206,8 +208,12 @@ pub(crate) struct Shared {
     /// Serializes job writes: handle operations and the dispatcher's processing of a batch
     /// hold it across their store calls, so neither overwrites the other's change.
     pub(crate) ops: tokio::sync::Mutex<()>,
-    /// Wakes the dispatcher after any change to the schedule.
+    /// Wakes the dispatcher after a change that moves a run time earlier than its wake-up.
     pub(crate) wake: Notify,
+    /// The wall time (ns since the epoch) the dispatcher sleeps until: [`AWAKE`] while it
+    /// is processing (every change wakes it again), [`PAUSED`] while paused (only `resume`
+    /// wakes it).
+    pub(crate) sleeping_until: AtomicI64,
     pending: Mutex<Vec<Pending>>,
     /// `max_instances` semaphores of jobs with runs going, by (store, id), with their size.
     instances: Mutex<HashMap<InstanceKey, (Arc<Semaphore>, u32)>>,
@@ -221,7 +227,31 @@ pub(crate) struct Shared {
     dispatcher: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// `sleeping_until` while the dispatcher is processing: any new run time is earlier.
+pub(crate) const AWAKE: i64 = i64::MAX;
+/// `sleeping_until` while paused: no run time is earlier.
+pub(crate) const PAUSED: i64 = i64::MIN;
+
+/// A wall time as `sleeping_until` holds it.
+pub(crate) fn wall_nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN + 1
+    } else {
+        i64::MAX - 1
+    })
+}
+
 impl Shared {
+    /// Wakes the dispatcher if `next` is earlier than the time it sleeps until. The caller
+    /// has written the change to the store already; see the dispatcher's ground rules.
+    pub(crate) fn wake_if_before(&self, next: Option<DateTime<Utc>>) {
+        if let Some(t) = next
+            && wall_nanos(t) < self.sleeping_until.load(Ordering::SeqCst)
+        {
+            self.wake.notify_one();
+        }
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         self.events.emit(event);
     }
@@ -463,12 +493,18 @@ impl Scheduler {
             .store(&store_name)
             .ok_or_else(|| SchedulerError::UnknownStore(store_name.clone()))?;
         let id = job.id.clone();
-        match store.add_job(job.clone()).await {
+        let next = job.next_run_time;
+        let written = if replace {
+            // Replace if there, add if not (the rare path pays for the clone).
+            match store.update_job(job.clone()).await {
+                Err(e) if e.is_not_found() => store.add_job(job).await,
+                other => other,
+            }
+        } else {
+            store.add_job(job).await
+        };
+        match written {
             Ok(()) => {}
-            Err(e) if e.is_conflict() && replace => store
-                .update_job(job)
-                .await
-                .map_err(|e| SchedulerError::store(&store_name, e))?,
             Err(e) if e.is_conflict() => {
                 return Err(SchedulerError::JobExists {
                     id,
@@ -482,7 +518,7 @@ impl Scheduler {
             id,
             store_name,
         )));
-        sh.wake.notify_one();
+        sh.wake_if_before(next);
         Ok(())
     }
 
@@ -700,7 +736,7 @@ impl Scheduler {
             id.clone(),
             store_name,
         )));
-        sh.wake.notify_one();
+        sh.wake_if_before(job.next_run_time);
         Ok(job)
     }
 
@@ -730,12 +766,13 @@ impl Scheduler {
                 Err(e) => return Err(SchedulerError::store(&store_name, e)),
             }
         }
+        // No wake-up: a removal can only make the dispatcher wake too early, and then it
+        // finds nothing due and sleeps again.
         sh.emit(Event::Job(JobEvent::new(
             EventKind::JobRemoved,
             id.clone(),
             store_name,
         )));
-        sh.wake.notify_one();
         Ok(())
     }
 
@@ -766,7 +803,6 @@ impl Scheduler {
             EventKind::AllJobsRemoved,
             store.map(str::to_owned),
         )));
-        sh.wake.notify_one();
         Ok(())
     }
 

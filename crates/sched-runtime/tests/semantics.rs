@@ -964,3 +964,24 @@ async fn shutdown_no_wait_returns_at_once_and_runs_finish_by_themselves() {
     assert_eq!(rec.times(EventKind::JobExecuted), [at(0, 1, 0)]);
     assert_eq!(runs.len(), 1, "nothing new was started after shutdown");
 }
+
+// The dispatcher sleeps towards 00:01 (a job there); a job added at 00:00:01 for 00:00:05
+// wakes it, and runs on time.
+//
+//   00:00:01      00:00:05   00:01
+//   add (05)         R         R
+#[tokio::test(start_paused = true)]
+async fn an_earlier_job_added_while_the_dispatcher_sleeps_runs_on_time() {
+    let (s, clock, _rec) = scheduler();
+    let runs = Runs::default();
+    s.add_job(JobSpec::new(runs.task(&clock, NO_BUSY), once(at(0, 1, 0))))
+        .await
+        .unwrap();
+    s.start().await.unwrap();
+    until(&clock, at(0, 0, 1)).await;
+    s.add_job(JobSpec::new(runs.task(&clock, NO_BUSY), once(at(0, 0, 5))))
+        .await
+        .unwrap();
+    until(&clock, at(0, 1, 10)).await;
+    assert_eq!(runs.started(), [at(0, 0, 5), at(0, 1, 0)]);
+}
