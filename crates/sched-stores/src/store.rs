@@ -34,6 +34,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// [`StoreError::Conflict`] when a job with the same id exists (the stored job is left
     /// unchanged); [`StoreError::Serialization`] when this store persists jobs and the job
     /// is not persistable.
+    ///
+    /// # Cancel safety
+    /// A write: if dropped before completion, the job is either fully written or untouched.
     fn add_job(&self, job: Job) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replaces the stored job that has `job.id` with `job` (next run time included).
@@ -41,21 +44,36 @@ pub trait JobStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::NotFound`] when no job has that id; [`StoreError::Serialization`] as for
     /// [`add_job`](JobStore::add_job).
+    ///
+    /// # Cancel safety
+    /// A write: if dropped before completion, the job is either fully written or untouched.
     fn update_job(&self, job: Job) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes a job.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when no job has that id.
+    ///
+    /// # Cancel safety
+    /// A write: if dropped before completion, the job is either removed or left as it was.
     fn remove_job(&self, id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes every job.
+    ///
+    /// # Errors
+    /// Only [`StoreError::Unavailable`].
+    ///
+    /// # Cancel safety
+    /// If dropped before completion, some jobs may be removed and others not.
     fn remove_all_jobs(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The job with this id, if any.
     ///
     /// # Errors
     /// [`StoreError::Serialization`] when the stored job cannot be read back.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (a read).
     fn lookup_job(
         &self,
         id: &JobId,
@@ -64,8 +82,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// At most `limit` jobs whose next run time is at or before `up_to`, ordered by
     /// `(next_run_time, id)`; paused jobs are excluded.
     ///
+    /// The limit bounds what one call returns (the dispatcher takes due jobs in batches, a
+    /// SQL backend adds `LIMIT`), so a backlog of a million due jobs never has to be held at
+    /// once.
+    ///
     /// # Errors
     /// [`StoreError::Serialization`] when a stored job cannot be read back.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (a read).
     fn due_jobs(
         &self,
         up_to: DateTime<Utc>,
@@ -73,6 +98,12 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
     /// The earliest next run time of any job, `None` when no job is scheduled.
+    ///
+    /// # Errors
+    /// Only [`StoreError::Unavailable`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe (a read).
     fn next_run_time(
         &self,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
@@ -81,6 +112,9 @@ pub trait JobStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError::Serialization`] when a stored job cannot be read back.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (a read).
     fn all_jobs(&self) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
     /// Whether jobs outlive the process (and so must be persistable). Default `false`.
