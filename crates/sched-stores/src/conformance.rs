@@ -31,7 +31,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sched_core::job::{Coalesce, Job, JobId, JobTrigger, TaskRef};
+use sched_core::job::{Coalesce, Job, JobId, JobTrigger, RetryPolicy, TaskRef};
 use serde_json::json;
 
 use crate::{JobStore, StoreErrorKind};
@@ -89,6 +89,8 @@ async fn add_and_lookup(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger
     j.coalesce = Coalesce::All;
     j.max_instances = 3;
     j.timeout = Some(Duration::from_millis(1500));
+    j.jitter = Some(Duration::from_secs(2));
+    j.retry = Some(RetryPolicy::new(3));
     store.add_job(j).await.expect("add_and_lookup: add");
     let got = store
         .lookup_job(&id("a"))
