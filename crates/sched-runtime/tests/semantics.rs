@@ -985,3 +985,71 @@ async fn an_earlier_job_added_while_the_dispatcher_sleeps_runs_on_time() {
     until(&clock, at(0, 1, 10)).await;
     assert_eq!(runs.started(), [at(0, 0, 5), at(0, 1, 0)]);
 }
+
+/// Daily at a local wall time in a zone (a stand-in for the cron trigger, DST-aware through
+/// `Zone::resolve`).
+#[derive(Debug)]
+struct DailyAt {
+    zone: sched_core::Zone,
+    hour: u32,
+}
+
+impl sched_core::Trigger for DailyAt {
+    fn next_fire_time(
+        &self,
+        previous: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let after = previous.map_or(now, |p| p + TimeDelta::nanoseconds(1));
+        let mut day = self.zone.local(after).date();
+        loop {
+            let local = day.and_hms_opt(self.hour, 0, 0)?;
+            let t = match self.zone.resolve(local) {
+                sched_core::LocalTime::Single(t) | sched_core::LocalTime::Repeated(t, _) => t,
+                sched_core::LocalTime::Missing { shifted } => shifted,
+            };
+            if t >= after {
+                return Some(t);
+            }
+            day = day.succ_opt()?;
+        }
+    }
+    fn zone(&self) -> sched_core::Zone {
+        self.zone
+    }
+}
+
+// Daily at 09:00 Europe/Berlin across the spring-forward change of 2026-03-29: the local
+// time stays 09:00, the UTC time moves from 08:00 to 07:00.
+//
+//   03-27 08:00Z  03-28 08:00Z  | DST |  03-29 07:00Z  03-30 07:00Z
+//        R              R                      R              R
+#[tokio::test(start_paused = true)]
+async fn a_daily_job_keeps_its_wall_time_across_a_dst_change() {
+    use chrono::TimeZone;
+    let start = chrono::Utc.with_ymd_and_hms(2026, 3, 27, 0, 0, 0).unwrap();
+    let clock = sched_runtime::TestClock::new(start);
+    let s = sched_runtime::Scheduler::builder()
+        .clock(clock.clone())
+        .build();
+    let runs = Runs::default();
+    let berlin = sched_core::Zone::from_name("Europe/Berlin", "zone").unwrap();
+    s.add_job(JobSpec::new(
+        runs.task(&clock, NO_BUSY),
+        sched_core::JobTrigger::dynamic(DailyAt {
+            zone: berlin,
+            hour: 9,
+        }),
+    ))
+    .await
+    .unwrap();
+    s.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4 * 86_400)).await;
+    let utc = |d, h| chrono::Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap();
+    assert_eq!(
+        runs.started(),
+        [utc(27, 8), utc(28, 8), utc(29, 7), utc(30, 7)]
+    );
+    let local: Vec<String> = runs.started().iter().map(|t| berlin.format(*t)).collect();
+    assert_eq!(local[2], "2026-03-29T09:00:00+02:00");
+}
