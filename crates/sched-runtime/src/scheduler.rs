@@ -163,6 +163,46 @@ impl SchedulerBuilder {
 /// Stores and executors are fixed when the scheduler is built; `start` reports each with a
 /// `JobstoreAdded` / `ExecutorAdded` event. Once started, the scheduler runs until
 /// [`shutdown`](Scheduler::shutdown): dropping every handle does not stop it.
+///
+/// ```
+/// use std::time::Duration;
+/// use sched_core::{Coalesce, JobChanges, JobSpec, TaskRef};
+/// use sched_runtime::{JobContext, Scheduler, ShutdownMode};
+/// # use chrono::{DateTime, TimeDelta, Utc};
+/// # #[derive(Debug)] struct Hourly;
+/// # impl sched_core::Trigger for Hourly {
+/// #     fn next_fire_time(&self, p: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+/// #         Some(p.unwrap_or(now) + TimeDelta::hours(1))
+/// #     }
+/// #     fn zone(&self) -> sched_core::Zone { sched_core::Zone::UTC }
+/// # }
+/// # fn hourly() -> sched_core::JobTrigger { sched_core::JobTrigger::dynamic(Hourly) }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let scheduler = Scheduler::builder().build();
+/// scheduler.register_task("cleanup", |_ctx: JobContext, days: u32| async move {
+///     Ok::<_, std::io::Error>(format!("removed files older than {days} days"))
+/// });
+/// scheduler.start().await?;
+///
+/// let id = scheduler
+///     .add_job(
+///         JobSpec::new(TaskRef::named("cleanup", 30.into()), hourly())
+///             .id("cleanup")?
+///             .coalesce(Coalesce::All)
+///             .misfire_grace_time(Some(Duration::from_secs(300))),
+///     )
+///     .await?;
+/// scheduler.modify_job(&id, JobChanges::new().max_instances(2)).await?;
+/// assert!(scheduler.pause_job(&id).await?.is_paused());
+/// assert!(scheduler.resume_job(&id).await?.is_some());
+/// println!("{}", scheduler.job_table().await?);
+/// scheduler.remove_job(&id).await?;
+/// scheduler.shutdown(ShutdownMode::Wait).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Scheduler {
     pub(crate) shared: Arc<Shared>,
