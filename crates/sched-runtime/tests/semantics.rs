@@ -1053,3 +1053,66 @@ async fn a_daily_job_keeps_its_wall_time_across_a_dst_change() {
     let local: Vec<String> = runs.started().iter().map(|t| berlin.format(*t)).collect();
     assert_eq!(local[2], "2026-03-29T09:00:00+02:00");
 }
+
+// Two named stores: each job lives in the one it names, events name it, and removing all
+// jobs of one store leaves the other's.
+#[tokio::test(start_paused = true)]
+async fn named_stores_hold_their_jobs_and_events_name_them() {
+    let (s, clock, rec) = scheduler_with(|b| b.store("other", sched_stores::MemoryStore::new()));
+    let runs = Runs::default();
+    s.start().await.unwrap();
+    let a = s
+        .add_job(JobSpec::new(runs.task(&clock, NO_BUSY), once(at(0, 1, 0))))
+        .await
+        .unwrap();
+    let b = s
+        .add_job(JobSpec::new(runs.task(&clock, NO_BUSY), once(at(0, 1, 0))).store("other"))
+        .await
+        .unwrap();
+    assert_eq!(s.get_job(&b).await.unwrap().unwrap().store, "other");
+    until(&clock, at(0, 1, 10)).await;
+    let stores: Vec<(sched_core::JobId, String)> = rec
+        .executions(EventKind::JobExecuted)
+        .into_iter()
+        .map(|e| (e.job_id, e.store))
+        .collect();
+    assert!(stores.contains(&(a.clone(), "default".to_owned())));
+    assert!(stores.contains(&(b.clone(), "other".to_owned())));
+
+    let c = s
+        .add_job(JobSpec::new(runs.task(&clock, NO_BUSY), once(at(0, 5, 0))))
+        .await
+        .unwrap();
+    let d = s
+        .add_job(JobSpec::new(runs.task(&clock, NO_BUSY), once(at(0, 5, 0))).store("other"))
+        .await
+        .unwrap();
+    s.remove_all_jobs(Some("other")).await.unwrap();
+    assert!(s.get_job(&c).await.unwrap().is_some());
+    assert!(s.get_job(&d).await.unwrap().is_none());
+    assert!(matches!(
+        s.remove_all_jobs(Some("nope")).await,
+        Err(SchedulerError::UnknownStore(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn listeners_follow_their_mask_and_can_be_removed() {
+    let (s, _clock, _rec) = scheduler();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let id = s.add_listener(
+        EventKind::SchedulerPaused | EventKind::SchedulerResumed,
+        move |e: &sched_core::Event| sink.lock().unwrap().push(e.kind()),
+    );
+    s.start().await.unwrap();
+    s.pause().unwrap();
+    s.resume().unwrap();
+    assert!(s.remove_listener(id));
+    assert!(!s.remove_listener(id));
+    s.pause().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [EventKind::SchedulerPaused, EventKind::SchedulerResumed]
+    );
+}
