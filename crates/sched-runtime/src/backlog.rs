@@ -227,4 +227,58 @@ mod tests {
             }
         );
     }
+
+    proptest::proptest! {
+        // For a fixed period: the due times are the grid points in [first, now], ascending,
+        // at most `cap`; the next time is the first grid point after the last due one (or,
+        // when truncated, the first at or after `now`).
+        #[test]
+        fn backlog_matches_the_grid(
+            period in 1i64..5_000,
+            offset in 0i64..2_000_000,
+            cap in 1usize..50,
+        ) {
+            let tr = Every { start: t(0), period };
+            let now = t(offset);
+            let b = backlog(&tr, t(0), now, cap);
+            let total = offset / period + 1;
+            let expect = (total as usize).min(cap);
+            proptest::prop_assert_eq!(b.due.len(), expect);
+            proptest::prop_assert!(b.due.windows(2).all(|w| w[0] < w[1]));
+            proptest::prop_assert!(b.due.iter().all(|d| *d <= now));
+            proptest::prop_assert_eq!(b.truncated, total as usize > cap);
+            let next = b.next.unwrap();
+            proptest::prop_assert!(next > now || (b.truncated && next >= now));
+            if !b.truncated {
+                proptest::prop_assert_eq!(next, t(total * period));
+            } else {
+                proptest::prop_assert!(next - now < TimeDelta::seconds(period));
+            }
+        }
+
+        // Whatever the policy, runs and missed times are due times, disjoint, and a
+        // coalescing policy runs at most once.
+        #[test]
+        fn plan_runs_and_misses_only_due_times(
+            n in 1usize..30,
+            grace in proptest::option::of(0u64..120),
+            policy in 0usize..3,
+            late_by in 0i64..100,
+        ) {
+            let due: Vec<_> = (0..n as i64).map(|k| t(k * 10)).collect();
+            let now = t((n as i64 - 1) * 10 + late_by);
+            let coalesce = [Coalesce::Earliest, Coalesce::Latest, Coalesce::All][policy];
+            let p = plan(&due, now, grace.map(Duration::from_secs), coalesce);
+            proptest::prop_assert!(p.run.iter().chain(&p.missed).all(|x| due.contains(x)));
+            proptest::prop_assert!(p.run.iter().all(|x| !p.missed.contains(x)));
+            if coalesce != Coalesce::All {
+                proptest::prop_assert_eq!(p.run.len() + p.missed.len(), 1);
+            } else {
+                proptest::prop_assert_eq!(p.run.len() + p.missed.len(), n);
+            }
+            if grace.is_none() {
+                proptest::prop_assert!(p.missed.is_empty());
+            }
+        }
+    }
 }

@@ -70,6 +70,11 @@ pub enum SchedulerError {
 }
 
 impl SchedulerError {
+    /// Whether the same call may succeed later as it is: only a transient store error.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SchedulerError::Store { source, .. } if source.is_transient())
+    }
+
     pub(crate) fn store(store: &str, source: StoreError) -> SchedulerError {
         SchedulerError::Store {
             store: store.to_owned(),
