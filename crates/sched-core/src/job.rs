@@ -556,7 +556,7 @@ impl From<StoredJob> for Job {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sched_core::job::{Coalesce, JobDefaults, JobSpec, TaskRef};
+/// use sched_core::job::{Coalesce, JobDefaults, JobId, JobSpec, TaskRef};
 /// # use sched_core::{Trigger, Zone};
 /// # #[derive(Debug)] struct Never;
 /// # impl Trigger for Never {
@@ -568,7 +568,7 @@ impl From<StoredJob> for Job {
 ///     .id("ping-every-minute")?
 ///     .coalesce(Coalesce::All)
 ///     .misfire_grace_time(None);
-/// let job = spec.into_job(&JobDefaults::default(), "generated-id");
+/// let job = spec.into_job(&JobDefaults::default(), || JobId::new("generated").unwrap());
 /// assert_eq!(job.id.as_str(), "ping-every-minute");
 /// assert_eq!(job.max_instances, 1); // from the defaults
 /// assert_eq!(job.misfire_grace_time, None);
@@ -719,10 +719,8 @@ impl JobSpec {
     /// The job this spec describes, options not set taken from `defaults`, the id from
     /// `fallback_id` when none was set. The next run time is left as set (or `None`): the
     /// scheduler computes it when the job is added.
-    pub fn into_job(self, defaults: &JobDefaults, fallback_id: &str) -> Job {
-        let id = self
-            .id
-            .unwrap_or_else(|| JobId(Arc::from(fallback_id.to_owned())));
+    pub fn into_job(self, defaults: &JobDefaults, fallback_id: impl FnOnce() -> JobId) -> Job {
+        let id = self.id.unwrap_or_else(fallback_id);
         let mut job = Job::new(id, self.task, self.trigger);
         if let Some(name) = self.name {
             job.name = name;
@@ -1074,14 +1072,18 @@ mod tests {
         let spec = JobSpec::new(TaskRef::named("t", Value::Null), JobTrigger::dynamic(Never))
             .coalesce(false)
             .store("s");
-        let mut job = spec.clone().into_job(&defaults, "gen");
+        let mut job = spec
+            .clone()
+            .into_job(&defaults, || JobId::new("gen").unwrap());
         assert_eq!(job.id.as_str(), "gen");
         assert_eq!(job.misfire_grace_time, Some(Duration::from_secs(30)));
         assert_eq!(job.coalesce, Coalesce::All);
         assert_eq!(job.max_instances, 3);
         assert_eq!(job.store, "s");
         assert_eq!(job.executor, "default");
-        let job2 = spec.max_instances(0).into_job(&defaults, "gen");
+        let job2 = spec
+            .max_instances(0)
+            .into_job(&defaults, || JobId::new("gen").unwrap());
         assert_eq!(job2.max_instances, 1);
 
         JobChanges::new()

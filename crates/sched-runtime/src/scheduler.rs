@@ -367,8 +367,10 @@ impl Shared {
     }
 }
 
-fn random_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+/// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way).
+fn random_id() -> JobId {
+    let hex = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    JobId::new(hex).expect("32 hex digits are never empty")
 }
 
 impl Scheduler {
@@ -476,7 +478,7 @@ impl Scheduler {
         let sh = &self.shared;
         let replace = spec.is_replace_existing();
         let explicit_next = spec.explicit_next_run_time().is_some();
-        let job = spec.into_job(&sh.defaults, &random_id());
+        let job = spec.into_job(&sh.defaults, random_id);
         let Some(store) = sh.store(&job.store) else {
             return Err(SchedulerError::UnknownStore(job.store));
         };
