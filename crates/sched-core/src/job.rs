@@ -266,8 +266,9 @@ impl fmt::Display for TaskRef {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum JobTrigger {
-    /// A trigger with a JSON spec. Persistable.
-    Spec(AnyTrigger),
+    /// A trigger with a JSON spec. Persistable. Shared: triggers never change once built, and
+    /// jobs are cloned on their way out of a store, so the (large) trigger is not copied.
+    Spec(Arc<AnyTrigger>),
     /// A trigger implemented in Rust outside the spec kinds. Not persistable.
     Dynamic(Arc<dyn Trigger>),
 }
@@ -286,7 +287,7 @@ impl JobTrigger {
     /// The trigger as a trait object.
     pub fn as_trigger(&self) -> &dyn Trigger {
         match self {
-            JobTrigger::Spec(t) => t,
+            JobTrigger::Spec(t) => t.as_ref(),
             JobTrigger::Dynamic(t) => t.as_ref(),
         }
     }
@@ -294,6 +295,13 @@ impl JobTrigger {
 
 impl From<AnyTrigger> for JobTrigger {
     fn from(t: AnyTrigger) -> JobTrigger {
+        JobTrigger::Spec(Arc::new(t))
+    }
+}
+
+impl From<Arc<AnyTrigger>> for JobTrigger {
+    /// Shares one trigger between many jobs.
+    fn from(t: Arc<AnyTrigger>) -> JobTrigger {
         JobTrigger::Spec(t)
     }
 }
@@ -514,7 +522,7 @@ impl Job {
             name: self.name.clone(),
             task,
             args,
-            trigger: trigger.clone(),
+            trigger: AnyTrigger::clone(trigger),
             executor: self.executor.clone(),
             store: self.store.clone(),
             misfire_grace_time: self.misfire_grace_time,
@@ -537,7 +545,7 @@ impl From<StoredJob> for Job {
                 name: s.task,
                 args: s.args,
             },
-            trigger: JobTrigger::Spec(s.trigger),
+            trigger: JobTrigger::Spec(Arc::new(s.trigger)),
             executor: s.executor,
             store: s.store,
             misfire_grace_time: s.misfire_grace_time,
