@@ -104,6 +104,7 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             backoff = BACKOFF_MIN;
         } else {
             for (store, error) in errors {
+                crate::metrics::store_failed(&store);
                 tracing::error!(store = %store, error = %error, retry_in = ?backoff, "job store call failed");
                 sh.emit(Event::Store(StoreErrorEvent::new(
                     store,
@@ -213,6 +214,7 @@ async fn fire(
                 Ok(()) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
+            crate::metrics::errored(store_name, &job.executor);
             sh.emit(Event::Execution(JobExecutionEvent::error(
                 job.id.clone(),
                 store_name,
@@ -250,6 +252,7 @@ async fn fire(
     }
     for t in plan.missed {
         tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
+        crate::metrics::missed(store_name, &job.executor);
         sh.emit(Event::Execution(JobExecutionEvent::missed(
             job.id.clone(),
             store_name,
@@ -269,6 +272,7 @@ pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bo
     let failed = |message: String| {
         tracing::error!(job_id = %job.id, "{message}");
         for &t in times {
+            crate::metrics::errored(&job.store, &job.executor);
             sh.emit(Event::Execution(JobExecutionEvent::error(
                 job.id.clone(),
                 job.store.clone(),
@@ -291,6 +295,7 @@ pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bo
     };
     let Some(permit) = sh.try_acquire_instance(job) else {
         tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
+        crate::metrics::refused(&job.store, &job.executor);
         sh.emit(Event::Submission(JobSubmissionEvent::new(
             EventKind::JobMaxInstances,
             job.id.clone(),
@@ -299,6 +304,7 @@ pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bo
         )));
         return false;
     };
+    crate::metrics::fired(&job.store, &job.executor, times.len());
     sh.emit(Event::Submission(JobSubmissionEvent::new(
         EventKind::JobSubmitted,
         job.id.clone(),
@@ -335,10 +341,13 @@ fn spawn_run(
         retry: job.retry,
         task,
         executor,
+        executor_name: job.executor.clone(),
     };
+    let running = crate::metrics::Running::new(&job.executor);
     let jitter = job.jitter.filter(|j| !j.is_zero());
     let fut = async move {
         let permit = permit;
+        let _running = running;
         if let Some(j) = jitter {
             let delay = j.mul_f64(fastrand::f64());
             tokio::select! {
@@ -365,12 +374,17 @@ struct Run {
     retry: Option<sched_core::job::RetryPolicy>,
     task: TaskFn,
     executor: Executor,
+    executor_name: String,
 }
 
 impl Run {
     /// Runs the task for one scheduled time, with retries, reporting each attempt's end.
     async fn run(&self, scheduled: DateTime<Utc>) {
         let max_attempts = self.retry.map_or(1, |r| r.max_attempts.max(1));
+        let lateness = (self.sh.clock.now() - scheduled)
+            .to_std()
+            .unwrap_or_default();
+        crate::metrics::late(&self.store, &self.executor_name, lateness);
         for attempt in 1..=max_attempts {
             let (result, duration) = self.attempt(scheduled, attempt).await;
             let (event, retry) = match result {
@@ -385,6 +399,7 @@ impl Run {
                     false,
                 ),
                 Err(failure) => {
+                    crate::metrics::errored(&self.store, &self.executor_name);
                     tracing::error!(error = %failure, scheduled = %scheduled, attempt, "job run failed");
                     let retry = attempt < max_attempts
                         && matches!(

@@ -83,6 +83,7 @@ mod dispatcher;
 mod error;
 mod events;
 mod executor;
+pub mod metrics;
 mod scheduler;
 mod task;
 

@@ -936,6 +936,7 @@ impl Scheduler {
                 Some(name.clone()),
             )));
         }
+        crate::metrics::describe();
         let handle = runtime.spawn(dispatcher::run(self.shared.clone()));
         *sh.dispatcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         sh.emit(Event::Scheduler(SchedulerEvent::new(
