@@ -142,7 +142,7 @@ async fn process(
 ) -> (Option<DateTime<Utc>>, Vec<(String, StoreError)>) {
     let mut next: Option<DateTime<Utc>> = None;
     let mut errors = Vec::new();
-    for (name, store) in &sh.stores {
+    for (name, store) in sh.stores().iter() {
         match process_store(sh, name, store, now).await {
             Ok(n) => next = min_time(next, n),
             Err(e) => errors.push((name.clone(), e)),
@@ -289,7 +289,7 @@ pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bo
             return true;
         }
     };
-    let Some(executor) = sh.executors.get(&job.executor).cloned() else {
+    let Some(executor) = sh.executor(&job.executor) else {
         failed(format!("executor {:?} does not exist", job.executor));
         return true;
     };

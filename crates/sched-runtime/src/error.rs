@@ -4,6 +4,8 @@ use sched_core::job::{JobId, NotPersistable};
 use sched_stores::StoreError;
 use thiserror::Error;
 
+use crate::config::ConfigError;
+
 /// Why a scheduler operation failed.
 ///
 /// Only [`SchedulerError::Store`] with a transient store error
@@ -67,6 +69,15 @@ pub enum SchedulerError {
     /// `start` was called outside a tokio runtime.
     #[error("the scheduler must be started inside a tokio runtime")]
     NoRuntime,
+    /// `add_store` was given a name a store already has.
+    #[error("a job store named {0:?} already exists")]
+    StoreExists(String),
+    /// `add_executor` was given a name an executor already has.
+    #[error("an executor named {0:?} already exists")]
+    ExecutorExists(String),
+    /// The configuration is invalid (see [`ConfigError`]).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 impl SchedulerError {

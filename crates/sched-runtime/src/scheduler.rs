@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::StoreTypes;
 use crate::events::{EventBus, EventStream, ListenerId};
 use crate::task::{JobContext, TaskFn, local_task_fn};
 use crate::{Executor, SchedulerError, dispatcher};
@@ -57,13 +58,14 @@ pub enum SchedulerState {
 #[derive(Debug)]
 #[must_use = "call build() to get the scheduler"]
 pub struct SchedulerBuilder {
-    stores: Vec<(String, BoxJobStore)>,
-    executors: HashMap<String, Executor>,
-    defaults: JobDefaults,
-    zone: Zone,
+    pub(crate) stores: Vec<(String, BoxJobStore)>,
+    pub(crate) executors: HashMap<String, Executor>,
+    pub(crate) defaults: JobDefaults,
+    pub(crate) zone: Zone,
     clock: Arc<dyn Clock>,
     max_backlog: usize,
     event_capacity: usize,
+    pub(crate) store_types: StoreTypes,
 }
 
 impl SchedulerBuilder {
@@ -131,10 +133,11 @@ impl SchedulerBuilder {
         );
         Scheduler {
             shared: Arc::new(Shared {
-                stores: self.stores,
-                executors: self.executors,
-                defaults: self.defaults,
-                zone: self.zone,
+                stores: RwLock::new(Arc::new(self.stores)),
+                executors: RwLock::new(self.executors),
+                defaults: RwLock::new(self.defaults),
+                zone: RwLock::new(self.zone),
+                store_types: self.store_types,
                 clock: self.clock,
                 max_backlog: self.max_backlog,
                 tasks: RwLock::new(tasks),
@@ -160,8 +163,11 @@ impl SchedulerBuilder {
 /// `Scheduler` is a handle: clone it freely and use it from any task (it is `Send + Sync`).
 /// See the [crate docs](crate) for an example and for the execution semantics.
 ///
-/// Stores and executors are fixed when the scheduler is built; `start` reports each with a
-/// `JobstoreAdded` / `ExecutorAdded` event. Once started, the scheduler runs until
+/// Stores and executors are given to the builder (or by a [`Config`](crate::Config)), and
+/// can be added and removed later with [`add_store`](Scheduler::add_store),
+/// [`remove_store`](Scheduler::remove_store), [`add_executor`](Scheduler::add_executor) and
+/// [`remove_executor`](Scheduler::remove_executor); `start` reports each it starts with as
+/// a `JobstoreAdded` / `ExecutorAdded` event, and later changes report themselves. Once started, the scheduler runs until
 /// [`shutdown`](Scheduler::shutdown): dropping every handle does not stop it.
 ///
 /// ```
@@ -216,7 +222,7 @@ impl fmt::Debug for Scheduler {
                 "stores",
                 &self
                     .shared
-                    .stores
+                    .stores()
                     .iter()
                     .map(|(n, _)| n)
                     .collect::<Vec<_>>(),
@@ -229,17 +235,21 @@ impl fmt::Debug for Scheduler {
 type InstanceKey = (String, JobId);
 
 pub(crate) struct Pending {
-    job: Job,
+    pub(crate) job: Job,
     replace_existing: bool,
     explicit_next: bool,
 }
 
 /// Everything the handles and the dispatcher share.
 pub(crate) struct Shared {
-    pub(crate) stores: Vec<(String, BoxJobStore)>,
-    pub(crate) executors: HashMap<String, Executor>,
-    pub(crate) defaults: JobDefaults,
-    pub(crate) zone: Zone,
+    /// Copy-on-write, so a pass over the stores holds no lock across its awaits; changed
+    /// only under the `ops` lock (`add_store`, `remove_store`, `configure`).
+    pub(crate) stores: RwLock<Arc<Vec<(String, BoxJobStore)>>>,
+    pub(crate) executors: RwLock<HashMap<String, Executor>>,
+    pub(crate) defaults: RwLock<JobDefaults>,
+    pub(crate) zone: RwLock<Zone>,
+    /// Store types the configuration can name.
+    pub(crate) store_types: StoreTypes,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_backlog: usize,
     pub(crate) tasks: RwLock<HashMap<String, TaskFn>>,
@@ -254,7 +264,7 @@ pub(crate) struct Shared {
     /// is processing (every change wakes it again), [`PAUSED`] while paused (only `resume`
     /// wakes it).
     pub(crate) sleeping_until: AtomicI64,
-    pending: Mutex<Vec<Pending>>,
+    pub(crate) pending: Mutex<Vec<Pending>>,
     /// `max_instances` semaphores of jobs with runs going, by (store, id), with their size.
     instances: Mutex<HashMap<InstanceKey, (Arc<Semaphore>, u32)>>,
     pub(crate) tracker: TaskTracker,
@@ -300,8 +310,31 @@ impl Shared {
         *self.state.borrow()
     }
 
-    pub(crate) fn store(&self, name: &str) -> Option<&BoxJobStore> {
-        self.stores.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    /// The stores as they are now (a snapshot: one added or removed later is not in it).
+    pub(crate) fn stores(&self) -> Arc<Vec<(String, BoxJobStore)>> {
+        self.stores
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn store(&self, name: &str) -> Option<BoxJobStore> {
+        self.stores()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+    }
+
+    pub(crate) fn executor(&self, name: &str) -> Option<Executor> {
+        self.executors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    pub(crate) fn defaults(&self) -> JobDefaults {
+        *self.defaults.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The task a job runs, or why it cannot run.
@@ -354,7 +387,7 @@ impl Shared {
 
     /// Finds a job in any store: its store's name and the job.
     async fn find(&self, id: &JobId) -> Result<Option<(String, Job)>, SchedulerError> {
-        for (name, store) in &self.stores {
+        for (name, store) in self.stores().iter() {
             if let Some(job) = store
                 .lookup_job(id)
                 .await
@@ -385,6 +418,7 @@ impl Scheduler {
             clock: Arc::new(SystemClock),
             max_backlog: 1000,
             event_capacity: 1024,
+            store_types: StoreTypes::new(),
         }
     }
 
@@ -400,7 +434,11 @@ impl Scheduler {
 
     /// The zone times are shown in.
     pub fn zone(&self) -> Zone {
-        self.shared.zone
+        *self
+            .shared
+            .zone
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers an async function as a task under `name`, so jobs (persistent ones
@@ -478,11 +516,11 @@ impl Scheduler {
         let sh = &self.shared;
         let replace = spec.is_replace_existing();
         let explicit_next = spec.explicit_next_run_time().is_some();
-        let job = spec.into_job(&sh.defaults, random_id);
+        let job = spec.into_job(&sh.defaults(), random_id);
         let Some(store) = sh.store(&job.store) else {
             return Err(SchedulerError::UnknownStore(job.store));
         };
-        if !sh.executors.contains_key(&job.executor) {
+        if sh.executor(&job.executor).is_none() {
             return Err(SchedulerError::UnknownExecutor(job.executor));
         }
         sh.resolve_task(&job.task).map_err(|_| {
@@ -599,7 +637,7 @@ impl Scheduler {
             .iter()
             .map(|p| p.job.clone())
             .collect();
-        for (name, store) in &self.shared.stores {
+        for (name, store) in self.shared.stores().iter() {
             jobs.extend(
                 store
                     .all_jobs()
@@ -623,7 +661,7 @@ impl Scheduler {
     /// # Errors
     /// [`Store`](SchedulerError::Store) when a store cannot be read.
     pub async fn job_table(&self) -> Result<String, SchedulerError> {
-        let zone = self.shared.zone;
+        let zone = self.zone();
         let line = |out: &mut String, job: &Job| {
             let when = match job.next_run_time {
                 Some(t) => format!("next run at: {}", zone.format(t)),
@@ -649,7 +687,7 @@ impl Scheduler {
                 line(&mut out, job);
             }
         }
-        for (name, store) in &self.shared.stores {
+        for (name, store) in self.shared.stores().iter() {
             let jobs = store
                 .all_jobs()
                 .await
@@ -672,7 +710,7 @@ impl Scheduler {
     /// [`UnknownExecutor`](SchedulerError::UnknownExecutor), [`Store`](SchedulerError::Store).
     pub async fn modify_job(&self, id: &JobId, changes: JobChanges) -> Result<Job, SchedulerError> {
         if let Some(e) = changes.executor_ref()
-            && !self.shared.executors.contains_key(e)
+            && self.shared.executor(e).is_none()
         {
             return Err(SchedulerError::UnknownExecutor(e.to_owned()));
         }
@@ -834,7 +872,7 @@ impl Scheduler {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|p| store.is_some_and(|s| p.job.store != s));
-        for (name, st) in &sh.stores {
+        for (name, st) in sh.stores().iter() {
             if store.is_none_or(|s| s == name) {
                 st.remove_all_jobs()
                     .await
@@ -922,18 +960,24 @@ impl Scheduler {
             }
             sh.state.send_replace(target);
         }
-        for (name, _) in &sh.stores {
+        for (name, _) in sh.stores().iter() {
             sh.emit(Event::Scheduler(SchedulerEvent::new(
                 EventKind::JobstoreAdded,
                 Some(name.clone()),
             )));
         }
-        let mut executors: Vec<&String> = sh.executors.keys().collect();
+        let mut executors: Vec<String> = sh
+            .executors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
         executors.sort();
         for name in executors {
             sh.emit(Event::Scheduler(SchedulerEvent::new(
                 EventKind::ExecutorAdded,
-                Some(name.clone()),
+                Some(name),
             )));
         }
         crate::metrics::describe();
