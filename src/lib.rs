@@ -5,14 +5,23 @@
 //! This facade re-exports what users need, item by item, so code names `sched::…` and never
 //! the sub-crates:
 //!
+//! * the scheduler at the top level: [`Scheduler`], [`SchedulerBuilder`],
+//!   [`BlockingScheduler`], [`Executor`], [`JobContext`], [`closure_task`], [`Command`],
+//!   [`ShutdownMode`], [`SchedulerState`], [`SchedulerError`], the clocks ([`Clock`],
+//!   [`SystemClock`], [`TestClock`]) and events ([`Event`], [`EventKind`], [`EventMask`],
+//!   [`EventStream`]) (from `sched-runtime`);
+//! * the job model: [`JobSpec`], [`TaskRef`], [`JobTrigger`], [`JobChanges`], [`Job`],
+//!   [`JobId`], [`JobDefaults`], [`Coalesce`], [`RetryPolicy`] (from `sched-core`), with the
+//!   rest in [`job`] and the event payloads in [`event`];
+//! * [`config`]: configuration as data ([`Config`], TOML, JSON, flat `sched.` keys,
+//!   environment variables) and the registry of store types;
+//! * [`stores`]: the [`stores::JobStore`] contract and its backends ([`stores::MemoryStore`]);
+//! * [`metrics`]: the names of the metrics the scheduler records;
 //! * [`trigger`]: the trigger kinds, [`trigger::AnyTrigger`] (the serializable spec form)
-//!   and the [`trigger::Trigger`] trait (from `sched-core`);
-//! * [`Zone`], [`LocalTime`] and [`TriggerError`] at the top level;
-//! * [`jitter`]: how the scheduler spreads fire times;
+//!   and the [`trigger::Trigger`] trait;
+//! * [`Zone`], [`LocalTime`] and [`TriggerError`] at the top level; [`jitter`]: how the
+//!   scheduler spreads fire times;
 //! * [`prelude`]: the traits, for `use sched::prelude::*`.
-//!
-//! The scheduler runtime (`sched-runtime`) and the job stores (`sched-stores`) are not
-//! re-exported yet: they are still being built.
 
 pub mod trigger {
     //! Triggers: pure functions from (previous fire time, now) to the next fire time.
@@ -42,9 +51,67 @@ pub mod trigger {
 pub use sched_core::jitter;
 pub use sched_core::{LocalTime, TriggerError, Zone};
 
-// The scheduler goes here once `sched-runtime` exists, re-exported item by item in the same
-// way (for example `pub use sched_runtime::{Scheduler, SchedulerBuilder, ...};`), and the
-// stores as feature-gated modules (`#[cfg(feature = "postgres")] pub mod stores::postgres`).
+// The scheduler, item by item.
+pub use sched_runtime::{
+    BlockingScheduler, COMMAND_TASK, Clock, Command, Config, ConfigError, EventStream, Executor,
+    JobContext, Lagged, ListenerId, Scheduler, SchedulerBuilder, SchedulerError, SchedulerState,
+    ShutdownMode, SystemClock, TestClock, closure_task,
+};
+// The job model and events.
+pub use sched_core::{
+    Coalesce, Event, EventKind, EventMask, Job, JobChanges, JobDefaults, JobId, JobSpec,
+    JobTrigger, RetryPolicy, TaskRef,
+};
+
+pub mod job {
+    //! The job model beyond the top-level items: ids, closures held in memory, the stored
+    //! form persistent stores write.
+
+    pub use sched_core::job::{
+        Coalesce, DEFAULT, InvalidJobId, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger,
+        LocalTask, NotPersistable, RetryPolicy, StoredJob, TaskRef,
+    };
+}
+
+pub mod event {
+    //! Events: APScheduler 3's kinds with the same names and bit values, and their payloads.
+
+    pub use sched_core::event::{
+        Event, EventKind, EventMask, FailureKind, JobEvent, JobExecutionEvent, JobFailure,
+        JobSubmissionEvent, SchedulerEvent, StoreErrorEvent,
+    };
+}
+
+pub mod config {
+    //! Configuration as data: a [`Config`] from TOML or JSON, from a flat map of `sched.`
+    //! keys, or from `SCHED_` environment variables, and the registry of store types a
+    //! configuration can name. See `docs/scheduler.md` for every key.
+
+    pub use sched_runtime::config::{
+        Config, ConfigError, DEFAULT_MAX_WORKERS, ENV_PREFIX, ExecutorConfig, PREFIX, StoreConfig,
+        StoreFactory, StoreOptions, StoreTypes,
+    };
+}
+
+pub mod metrics {
+    //! The metrics the scheduler records through the `metrics` crate facade; install any
+    //! `metrics` exporter to collect them. Labels are store and executor names, never job
+    //! ids.
+
+    pub use sched_runtime::metrics::{
+        ERRORS, FIRES, LATENESS, MAX_INSTANCES, MISSES, RUNNING, STORE_ERRORS,
+    };
+}
+
+pub mod stores {
+    //! Job stores: the [`JobStore`] contract, its type-erased form, its error, and the
+    //! backends. The memory store is always here; persistent backends are added here as
+    //! feature-gated modules (`sched::stores::sqlite::SqliteStore`, ...).
+
+    pub use sched_stores::{
+        BoxError, BoxJobStore, JobStore, MemoryStore, StoreError, StoreErrorKind,
+    };
+}
 
 /// Runs the Rust examples of the trigger guide (`docs/triggers.md`) as doctests, so the guide
 /// cannot drift from the API. Compiled only when rustdoc collects doctests.
@@ -56,5 +123,7 @@ pub mod prelude {
     //! The traits, for a glob import: `use sched::prelude::*;` brings methods into scope and
     //! nothing else.
 
+    pub use crate::Clock;
+    pub use crate::stores::JobStore;
     pub use crate::trigger::Trigger;
 }
