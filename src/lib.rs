@@ -22,6 +22,8 @@
 //! * [`Zone`], [`LocalTime`] and [`TriggerError`] at the top level; [`jitter`]: how the
 //!   scheduler spreads fire times;
 //! * [`prelude`]: the traits, for `use sched::prelude::*`.
+//!
+//! The scheduler's guide is `docs/scheduler.md`; its Rust examples run as doctests.
 
 pub mod trigger {
     //! Triggers: pure functions from (previous fire time, now) to the next fire time.
@@ -118,6 +120,11 @@ pub mod stores {
 #[cfg(doctest)]
 #[doc = include_str!("../docs/triggers.md")]
 struct TriggerGuide;
+
+/// Runs the Rust examples of the scheduler guide (`docs/scheduler.md`) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/scheduler.md")]
+struct SchedulerGuide;
 
 pub mod prelude {
     //! The traits, for a glob import: `use sched::prelude::*;` brings methods into scope and
