@@ -6,6 +6,11 @@
 //! every change; an idle scheduler wakes at most once a minute. See the `dispatcher` module
 //! source for its ground rules.
 //!
+//! Stores and executors can also be added and removed while the scheduler runs
+//! ([`Scheduler::add_store`], [`Scheduler::add_executor`], ...). The [`config`] module reads
+//! the scheduler's configuration as data (TOML, JSON, a flat `sched.` map, environment
+//! variables); the [`metrics`] module lists what is recorded through the `metrics` facade.
+//!
 //! ```
 //! use std::time::Duration;
 //! use chrono::{DateTime, TimeDelta, Utc};

@@ -57,6 +57,8 @@ fn toml_json_flat_and_environment_read_the_same() {
     // Through serde as well, so it can sit inside an application's own settings.
     let via_serde: Config = serde_json::from_str(json).unwrap();
     assert_eq!(via_serde, expected());
+    let via_toml_serde: Config = toml::from_str(TOML).unwrap();
+    assert_eq!(via_toml_serde, expected());
 
     let flat = Config::from_flat([
         ("sched.timezone", "Europe/Berlin"),
