@@ -169,6 +169,10 @@ async fn process_store(
             return Ok(None);
         }
         let ops = sh.ops.lock().await;
+        // A store removed since this pass took its snapshot fires nothing more.
+        if sh.store(name).is_none() {
+            return Ok(None);
+        }
         let batch = store.due_jobs(now, BATCH).await?;
         let full = batch.len() == BATCH;
         for job in batch {

@@ -218,3 +218,30 @@ fn counters_gauge_and_histogram_move() {
         });
     });
 }
+
+// The store fails its next 3 calls from 00:00:30 on: three store errors, counted per store.
+#[test]
+fn store_errors_are_counted() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let recorder = TestRecorder::default();
+    metrics::with_local_recorder(&recorder, || {
+        paused_runtime().block_on(async {
+            let store = support::FlakyStore::default();
+            let handle = store.clone();
+            let (s, clock, rec) = support::scheduler_with(move |b| b.store("default", store));
+            s.start().await.unwrap();
+            until(&clock, at(0, 0, 30)).await;
+            handle.failures.store(3, SeqCst);
+            until(&clock, at(0, 2, 0)).await;
+            s.shutdown(ShutdownMode::Wait).await;
+            assert_eq!(rec.count(EventKind::StoreError), 3);
+            assert_eq!(
+                recorder.counter(&format!(
+                    "{}{{store=default}}",
+                    sched_runtime::metrics::STORE_ERRORS
+                )),
+                3
+            );
+        });
+    });
+}
