@@ -41,12 +41,18 @@
 //! ```
 
 mod boxed;
+mod codec;
 pub mod conformance;
 mod error;
 mod memory;
+mod options;
+mod quarantine;
 mod store;
 
 pub use boxed::BoxJobStore;
+pub use codec::{JobCodec, StoredJobCodec};
 pub use error::{BoxError, StoreError, StoreErrorKind};
 pub use memory::MemoryStore;
+pub use options::StoreOptions;
+pub use quarantine::QuarantinedJob;
 pub use store::JobStore;
