@@ -49,6 +49,18 @@ mod options;
 mod quarantine;
 mod store;
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod sql;
+
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
 pub use boxed::BoxJobStore;
 pub use codec::{JobCodec, StoredJobCodec};
 pub use error::{BoxError, StoreError, StoreErrorKind};

@@ -1,0 +1,222 @@
+//! SqliteStore: the conformance suite on files and in memory, undecodable rows, migrations
+//! run by several openers at once, reopening, prefixes, and the due-jobs plan.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{TimeZone, Utc};
+use common::{codec_and_trigger, job, never_trigger, unique};
+use sched_core::job::{JobId, LocalTask, TaskRef};
+use sched_stores::sqlite::SqliteStore;
+use sched_stores::{JobStore, StoreErrorKind, StoreOptions, conformance};
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(unique("sched-sqlite-test-"));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options() -> StoreOptions {
+    StoreOptions::new().shared_codec(codec_and_trigger().0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_store_passes_the_suite() {
+    let dir = TempDir::new();
+    let n = AtomicU32::new(0);
+    conformance::run(
+        || {
+            let path = dir
+                .path()
+                .join(format!("s{}.db", n.fetch_add(1, Ordering::Relaxed)));
+            async move { SqliteStore::open_with(path, options()).await.expect("open") }
+        },
+        codec_and_trigger().1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn memory_database_passes_the_suite() {
+    conformance::run(
+        || async {
+            SqliteStore::open_in_memory_with(options())
+                .await
+                .expect("open")
+        },
+        codec_and_trigger().1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn undecodable_rows_are_quarantined_never_lost() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open_with(dir.path().join("q.db"), options())
+        .await
+        .expect("open");
+    let insert = format!(
+        "INSERT INTO {} (id, next_run_time, data) VALUES (?, ?, ?)",
+        store.jobs_table()
+    );
+    conformance::run_undecodable(
+        &store,
+        |id, next, text| {
+            let insert = insert.clone();
+            let pool = store.pool().clone();
+            async move {
+                sqlx::query(sqlx::AssertSqlSafe(insert))
+                    .bind(id)
+                    .bind(next.map(|t| t.timestamp_micros()))
+                    .bind(text)
+                    .execute(&pool)
+                    .await
+                    .expect("raw insert");
+            }
+        },
+        codec_and_trigger().1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn default_codec_refuses_jobs_it_cannot_persist_naming_them() {
+    let store = SqliteStore::open_in_memory().await.expect("open");
+    let mut closure = job("closure-job", None, never_trigger);
+    closure.task = TaskRef::Local(LocalTask::new("tick", ()));
+    let err = store.add_job(closure).await.expect_err("closure");
+    assert_eq!(err.kind(), StoreErrorKind::Serialization);
+    assert!(err.to_string().contains("job closure-job"), "{err}");
+    assert!(err.to_string().contains("closure (tick)"), "{err}");
+
+    let dynamic = job("dynamic-job", None, never_trigger);
+    let err = store.add_job(dynamic).await.expect_err("dynamic trigger");
+    assert_eq!(err.kind(), StoreErrorKind::Serialization);
+    assert!(err.to_string().contains("job dynamic-job"), "{err}");
+    assert!(store.all_jobs().await.expect("all").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openers_at_once_migrate_once() {
+    let dir = TempDir::new();
+    let path = dir.path().join("m.db");
+    let opens: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(SqliteStore::open_with(path.clone(), options())))
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.expect("join").expect("open"));
+    }
+    assert_eq!(stores[0].schema_version().await.expect("version"), 1);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sched_schema_version")
+        .fetch_one(stores[0].pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 1, "migration 1 recorded once");
+}
+
+#[tokio::test]
+async fn jobs_and_quarantine_survive_reopening() {
+    let dir = TempDir::new();
+    let path = dir.path().join("r.db");
+    let trigger = codec_and_trigger().1;
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 30, 0).unwrap();
+    {
+        let store = SqliteStore::open_with(&path, options())
+            .await
+            .expect("open");
+        store
+            .add_jobs(vec![
+                job("a", Some(at), trigger),
+                job("p", None, trigger),
+                job("q", Some(at), trigger),
+            ])
+            .await
+            .expect("add");
+        store
+            .quarantine_job(&JobId::new("q").unwrap(), "task gone")
+            .await
+            .expect("quarantine");
+        store.pool().close().await;
+    }
+    let store = SqliteStore::open_with(&path, options())
+        .await
+        .expect("reopen");
+    let all = store.all_jobs().await.expect("all");
+    let ids: Vec<&str> = all.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["a", "p"]);
+    assert_eq!(all[0].next_run_time, Some(at));
+    let q = store.quarantined_jobs().await.expect("quarantined");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].reason, "task gone");
+}
+
+#[tokio::test]
+async fn prefixes_keep_stores_apart_in_one_file() {
+    let dir = TempDir::new();
+    let path = dir.path().join("p.db");
+    let trigger = codec_and_trigger().1;
+    let a = SqliteStore::open_with(&path, options().prefix("a_"))
+        .await
+        .expect("a");
+    let b = SqliteStore::open_with(&path, options().prefix("b_"))
+        .await
+        .expect("b");
+    a.add_job(job("same", None, trigger)).await.expect("add a");
+    b.add_job(job("same", None, trigger)).await.expect("add b");
+    a.remove_job(&JobId::new("same").unwrap())
+        .await
+        .expect("remove a");
+    assert_eq!(b.all_jobs().await.expect("b").len(), 1);
+    assert_eq!(a.jobs_table(), "\"a_jobs\"");
+}
+
+#[tokio::test]
+async fn due_jobs_query_uses_the_index() {
+    let store = SqliteStore::open_in_memory().await.expect("open");
+    let plan = store.due_jobs_plan().await.expect("plan");
+    assert!(plan.contains("sched_jobs_next_run_time"), "{plan}");
+    assert!(!plan.contains("USE TEMP B-TREE"), "no sort step: {plan}");
+}
+
+#[tokio::test]
+async fn shared_through_an_arc_by_tasks() {
+    let store = Arc::new(
+        SqliteStore::open_in_memory_with(options())
+            .await
+            .expect("open"),
+    );
+    let trigger = codec_and_trigger().1;
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .add_job(job(&format!("t{i}"), None, trigger))
+                    .await
+                    .expect("add");
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join");
+    }
+    assert_eq!(store.all_jobs().await.expect("all").len(), 4);
+}
