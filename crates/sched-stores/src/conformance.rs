@@ -62,6 +62,7 @@ where
     due_limit_and_bound(&new_store().await, &trigger).await;
     next_run_time(&new_store().await, &trigger).await;
     all_jobs_order(&new_store().await, &trigger).await;
+    ids_compare_bytewise(&new_store().await, &trigger).await;
     add_jobs_batch(&new_store().await, &trigger).await;
     quarantine(&new_store().await, &trigger).await;
     concurrent_writers(Arc::new(new_store().await), &trigger).await;
@@ -477,6 +478,21 @@ async fn all_jobs_order(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger
         ids(&all),
         ["b", "a", "y", "z"],
         "all_jobs: scheduled by time, then paused by id"
+    );
+}
+
+async fn ids_compare_bytewise(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    for name in ["é", "a", "B", "A", "z", "a b"] {
+        store
+            .add_job(job(name, Some(t(1)), trigger))
+            .await
+            .expect("ids_compare_bytewise: ids differing in case or accents are different jobs");
+    }
+    let due = store.due_jobs(t(1), 10).await.expect("due");
+    assert_eq!(
+        ids(&due),
+        ["A", "B", "a", "a b", "z", "é"],
+        "ids_compare_bytewise: equal times order by the id's bytes"
     );
 }
 

@@ -181,7 +181,7 @@ fn map_err(e: RedisError, id: Option<&JobId>) -> StoreError {
 fn score(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| {
         let floor = t.timestamp_micros();
-        let micros = if t.timestamp_subsec_nanos() % 1000 == 0 {
+        let micros = if t.timestamp_subsec_nanos().is_multiple_of(1000) {
             floor
         } else {
             floor.saturating_add(1)

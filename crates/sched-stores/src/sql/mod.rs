@@ -312,7 +312,7 @@ pub(crate) fn now_micros() -> i64 {
 /// A time as whole microseconds since the epoch, rounded up: what is stored.
 pub(crate) fn micros_ceil(t: DateTime<Utc>) -> i64 {
     let floor = t.timestamp_micros();
-    if t.timestamp_subsec_nanos() % 1000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1000) {
         floor
     } else {
         floor.saturating_add(1)
@@ -329,10 +329,8 @@ pub(crate) fn map_err(e: sqlx::Error, id: Option<&JobId>) -> StoreError {
     use sqlx::error::ErrorKind;
     match e {
         sqlx::Error::Database(db) => {
-            if db.kind() == ErrorKind::UniqueViolation {
-                if let Some(id) = id {
-                    return StoreError::Conflict { id: id.clone() };
-                }
+            if let (ErrorKind::UniqueViolation, Some(id)) = (db.kind(), id) {
+                return StoreError::Conflict { id: id.clone() };
             }
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
             let message = db.to_string();
