@@ -193,10 +193,13 @@ async fn due_jobs_query_uses_the_index() {
         })
         .collect();
     store.add_jobs(jobs).await.expect("add");
-    sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {}", store.jobs_table())))
-        .execute(store.pool())
-        .await
-        .expect("analyze");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ANALYZE {}",
+        store.jobs_table()
+    )))
+    .execute(store.pool())
+    .await
+    .expect("analyze");
     let plan = store.due_jobs_plan().await.expect("plan");
     assert!(plan.contains("sched_jobs_next_run_time"), "{plan}");
     assert!(!plan.contains("Sort"), "no sort step: {plan}");
