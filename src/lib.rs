@@ -16,8 +16,8 @@ pub mod stores {
     //! ```
 
     pub use sched_stores::{
-        BoxJobStore, JobCodec, JobStore, MemoryStore, QuarantinedJob, StoreError,
-        StoreErrorKind, StoreOptions, StoredJobCodec,
+        BoxJobStore, JobCodec, JobStore, MemoryStore, QuarantinedJob, StoreError, StoreErrorKind,
+        StoreOptions, StoredJobCodec,
     };
 
     #[cfg(feature = "sqlite")]
