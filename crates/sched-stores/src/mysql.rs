@@ -100,6 +100,7 @@ impl MySqlStore {
             engine: Engine {
                 backend,
                 codec: options.job_codec().clone(),
+                max_id_chars: Some(255),
             },
         })
     }

@@ -102,6 +102,7 @@ impl PostgresStore {
             engine: Engine {
                 backend,
                 codec: options.job_codec().clone(),
+                max_id_chars: None,
             },
         })
     }

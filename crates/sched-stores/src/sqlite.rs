@@ -88,15 +88,27 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(connect)
-            .await
-            .map_err(|e| {
-                let message = format!("cannot open {}: {e}", path.as_ref().display());
-                StoreError::unavailable(message, Some(Box::new(e)))
-            })?;
+        // Switching a new file to WAL needs a moment alone with it, and SQLite answers
+        // "busy" at once instead of waiting when several processes open it together:
+        // retry until the busy timeout.
+        let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+        let pool = loop {
+            let attempt = SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(BUSY_TIMEOUT)
+                .connect_with(connect.clone())
+                .await;
+            match attempt {
+                Ok(pool) => break pool,
+                Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(5 + fastrand::u64(..20))).await;
+                }
+                Err(e) => {
+                    let message = format!("cannot open {}: {e}", path.as_ref().display());
+                    return Err(StoreError::unavailable(message, Some(Box::new(e))));
+                }
+            }
+        };
         SqliteStore::from_pool(pool, options).await
     }
 
@@ -150,6 +162,7 @@ impl SqliteStore {
             engine: Engine {
                 backend,
                 codec: options.job_codec().clone(),
+                max_id_chars: None,
             },
         })
     }
@@ -197,6 +210,17 @@ impl SqliteStore {
         .fetch_one(&self.engine.backend.pool)
         .await
         .map_err(|e| sql::map_err(e, None))
+    }
+}
+
+/// Whether SQLite answered `SQLITE_BUSY` or `SQLITE_LOCKED` (primary or extended code).
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
     }
 }
 

@@ -203,3 +203,28 @@ async fn due_jobs_query_uses_the_index() {
     assert!(!plan.contains("filesort"), "no sort step: {plan}");
     server.drop_schemas().await;
 }
+
+#[tokio::test]
+async fn ids_longer_than_the_column_are_refused_naming_the_job() {
+    let Some(server) = Server::connect().await else {
+        return;
+    };
+    let store = server.store().await;
+    let long = "x".repeat(256);
+    let err = store
+        .add_job(job(&long, None, codec_and_trigger().1))
+        .await
+        .expect_err("a 256-character id");
+    assert_eq!(err.kind(), StoreErrorKind::Serialization, "{err}");
+    assert!(err.to_string().contains("255"), "{err}");
+    let fits = "é".repeat(255);
+    store
+        .add_job(job(&fits, None, codec_and_trigger().1))
+        .await
+        .expect("255 characters fit");
+    assert_eq!(
+        store.all_jobs().await.expect("all")[0].id.as_str(),
+        fits.as_str()
+    );
+    server.drop_schemas().await;
+}

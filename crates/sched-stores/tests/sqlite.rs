@@ -220,3 +220,37 @@ async fn shared_through_an_arc_by_tasks() {
     }
     assert_eq!(store.all_jobs().await.expect("all").len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_write_at_once() {
+    // Two stores with pools of their own stand for two processes sharing the file: WAL
+    // and the busy timeout let both write without errors.
+    let dir = TempDir::new();
+    let path = dir.path().join("two.db");
+    let trigger = codec_and_trigger().1;
+    let a = Arc::new(SqliteStore::open_with(&path, options()).await.expect("a"));
+    let b = Arc::new(SqliteStore::open_with(&path, options()).await.expect("b"));
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 30, 0).unwrap();
+    let writers: Vec<_> = [("a", Arc::clone(&a)), ("b", Arc::clone(&b))]
+        .into_iter()
+        .map(|(name, store)| {
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    store
+                        .add_job(job(&format!("{name}{i:03}"), Some(at), trigger))
+                        .await
+                        .expect("add");
+                }
+                let batch = (0..300)
+                    .map(|i| job(&format!("{name}-batch{i:03}"), None, trigger))
+                    .collect();
+                store.add_jobs(batch).await.expect("add_jobs");
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("join");
+    }
+    assert_eq!(a.all_jobs().await.expect("all").len(), 1000);
+    assert_eq!(b.due_jobs(at, 1000).await.expect("due").len(), 400);
+}

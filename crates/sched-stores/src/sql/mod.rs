@@ -382,10 +382,24 @@ fn reason_of(e: &StoreError) -> String {
 pub(crate) struct Engine<B> {
     pub(crate) backend: B,
     pub(crate) codec: Arc<dyn JobCodec>,
+    /// The longest id the id column holds, in characters, when it is limited.
+    pub(crate) max_id_chars: Option<usize>,
 }
 
 impl<B: Backend> Engine<B> {
     fn encode(&self, job: &Job) -> Result<NewRow, StoreError> {
+        if let Some(max) = self.max_id_chars {
+            let chars = job.id.as_str().chars().count();
+            if chars > max {
+                return Err(StoreError::serialization(
+                    Some(job.id.clone()),
+                    format!(
+                        "its id is {chars} characters long; this store keeps ids of at most {max}"
+                    ),
+                    None,
+                ));
+            }
+        }
         Ok(NewRow {
             id: job.id.as_str().to_owned(),
             next_run_time: job.next_run_time.map(micros_ceil),
