@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, MySql};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, MySql};
 
 use crate::sql::{
     self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
@@ -68,12 +68,19 @@ impl MySqlStore {
     /// # Errors
     /// As [`connect`](MySqlStore::connect).
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<MySqlStore, StoreError> {
+        let connect: MySqlConnectOptions = url.parse().map_err(|e| sql::map_err(e, None))?;
+        // One direct connection first, so that an unreachable server is reported at once
+        // with its cause rather than as a pool timeout.
+        MySqlConnection::connect_with(&connect)
+            .await
+            .map_err(|e| sql::map_err(e, None))?
+            .close()
+            .await
+            .map_err(|e| sql::map_err(e, None))?;
         let pool = MySqlPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|e| sql::map_err(e, None))?;
+            .connect_lazy_with(connect);
         MySqlStore::from_pool(pool, options).await
     }
 

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use crate::sql::{
     self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
@@ -70,12 +70,19 @@ impl PostgresStore {
         url: &str,
         options: StoreOptions,
     ) -> Result<PostgresStore, StoreError> {
+        let connect: PgConnectOptions = url.parse().map_err(|e| sql::map_err(e, None))?;
+        // One direct connection first, so that an unreachable server is reported at once
+        // with its cause rather than as a pool timeout.
+        PgConnection::connect_with(&connect)
+            .await
+            .map_err(|e| sql::map_err(e, None))?
+            .close()
+            .await
+            .map_err(|e| sql::map_err(e, None))?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|e| sql::map_err(e, None))?;
+            .connect_lazy_with(connect);
         PostgresStore::from_pool(pool, options).await
     }
 

@@ -214,7 +214,11 @@ impl RedisStore {
     /// As [`connect`](RedisStore::connect).
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url).map_err(|e| map_err(e, None))?;
+        // Few reconnection attempts per failure: a call made while the server is down
+        // fails soon as unavailable (the scheduler retries with its own backoff), and the
+        // next call reconnects.
         let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(30)));
         let conn = client

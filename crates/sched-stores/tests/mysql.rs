@@ -228,3 +228,14 @@ async fn ids_longer_than_the_column_are_refused_naming_the_job() {
     );
     server.drop_schemas().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_with_its_cause() {
+    // Needs no server: nothing listens on port 1.
+    let err = MySqlStore::connect("mysql://root@127.0.0.1:1/test")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+}

@@ -205,3 +205,14 @@ async fn due_jobs_query_uses_the_index() {
     assert!(!plan.contains("Sort"), "no sort step: {plan}");
     server.drop_schemas().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_with_its_cause() {
+    // Needs no server: nothing listens on port 1.
+    let err = PostgresStore::connect("postgres://postgres@127.0.0.1:1/test")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+}

@@ -161,3 +161,14 @@ async fn prefixes_keep_stores_apart() {
     assert_eq!(b.all_jobs().await.expect("b").len(), 1);
     server.clean().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable_with_its_cause() {
+    // Needs no server: nothing listens on port 1.
+    let err = RedisStore::connect("redis://127.0.0.1:1/")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("refused"), "{err}");
+}

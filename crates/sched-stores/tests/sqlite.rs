@@ -254,3 +254,14 @@ async fn two_stores_on_one_file_write_at_once() {
     assert_eq!(a.all_jobs().await.expect("all").len(), 1000);
     assert_eq!(b.due_jobs(at, 1000).await.expect("due").len(), 400);
 }
+
+#[tokio::test]
+async fn a_file_that_cannot_be_opened_is_unavailable_naming_it() {
+    let dir = TempDir::new();
+    let path = dir.path().join("missing-dir").join("jobs.db");
+    let err = SqliteStore::open(&path)
+        .await
+        .expect_err("no such directory");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("missing-dir"), "{err}");
+}
