@@ -52,6 +52,11 @@ const INSERT_CHUNK: usize = 500;
 /// A job whose task is a closure, or whose trigger has no JSON spec, is refused with
 /// [`StoreError::Serialization`] naming the job.
 ///
+/// The file is opened with `journal_mode=WAL` and `synchronous=NORMAL`: a committed write
+/// survives the process crashing; a power loss may roll back the last commits before a
+/// checkpoint (never corrupting the file). For durability across power loss as well, open
+/// a pool with `synchronous=FULL` and pass it to [`from_pool`](SqliteStore::from_pool).
+///
 /// Cloning is not offered; share a store behind an `Arc` or a
 /// [`BoxJobStore`](crate::BoxJobStore). Every write is one statement or one transaction,
 /// so every method is cancel safe in the sense of [`JobStore`](crate::JobStore).

@@ -239,3 +239,28 @@ async fn an_unreachable_server_is_unavailable_with_its_cause() {
     assert!(err.is_transient());
     assert!(err.to_string().contains("Connection refused"), "{err}");
 }
+
+#[tokio::test]
+async fn a_migration_interrupted_after_its_ddl_runs_again() {
+    let Some(server) = Server::connect().await else {
+        return;
+    };
+    // A connector died after creating the table but before recording version 1.
+    let db = server.schema().await;
+    let options = StoreOptions::new().schema(db.clone());
+    let store = MySqlStore::from_pool(server.pool.clone(), options.clone())
+        .await
+        .expect("first");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM `{db}`.sched_schema_version"
+    )))
+    .execute(&server.pool)
+    .await
+    .expect("forget the version");
+    drop(store);
+    let store = MySqlStore::from_pool(server.pool.clone(), options)
+        .await
+        .expect("the migration runs again");
+    assert_eq!(store.schema_version().await.expect("version"), 1);
+    server.drop_schemas().await;
+}

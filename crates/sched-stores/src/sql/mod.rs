@@ -259,7 +259,9 @@ pub(crate) fn versions_table(d: Dialect, n: &Names) -> String {
     }
 }
 
-/// Every migration, oldest first. A release only ever appends to this list.
+/// Every migration, oldest first. A release only ever appends to this list, and a
+/// migration only adds (tables, columns, indexes), so a node of the previous release keeps
+/// working on a schema migrated by a newer one during a rolling upgrade.
 pub(crate) fn migrations(d: Dialect, n: &Names) -> Vec<Migration> {
     let (t, i) = (&n.jobs, &n.index);
     let v1 = match d {
@@ -279,9 +281,12 @@ pub(crate) fn migrations(d: Dialect, n: &Names) -> Vec<Migration> {
             ),
             format!("CREATE INDEX {i} ON {t} (next_run_time, id)"),
         ],
+        // MySQL commits each DDL statement by itself: a connector that dies before the
+        // version is recorded leaves the table behind, so this migration must be able to
+        // run again.
         #[cfg(feature = "mysql")]
         Dialect::MySql => vec![format!(
-            "CREATE TABLE {t} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL \
+            "CREATE TABLE IF NOT EXISTS {t} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL \
              PRIMARY KEY, next_run_time BIGINT NULL, quarantine TEXT NULL, data LONGTEXT NOT NULL, \
              INDEX {i} (next_run_time, id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         )],
