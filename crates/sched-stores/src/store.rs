@@ -22,7 +22,8 @@ use crate::{QuarantinedJob, StoreError};
 /// # Cancel safety
 /// Dropping a returned future before it completes may or may not have applied a write, and
 /// never applies half of one: a job is either written whole or not at all. Readers are
-/// cancel safe. The scheduler drops store futures only when it shuts down.
+/// cancel safe (a reader that meets an unreadable record may have quarantined it, which
+/// the next reader would do anyway). The scheduler drops store futures only when it shuts down.
 ///
 /// # Quarantine
 /// A quarantined job (see [`quarantine_job`](JobStore::quarantine_job)) keeps its id (adding
@@ -58,10 +59,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// Removes every job.
     fn remove_all_jobs(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The job with this id, if any.
+    /// The job with this id, if any (a quarantined job included).
     ///
     /// # Errors
-    /// [`StoreError::Serialization`] when the stored job cannot be read back.
+    /// [`StoreError::Serialization`] when the stored job cannot be read back (a persistent
+    /// store also quarantines it).
     fn lookup_job(
         &self,
         id: &JobId,
@@ -70,8 +72,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// At most `limit` jobs whose next run time is at or before `up_to`, ordered by
     /// `(next_run_time, id)`; paused jobs are excluded.
     ///
+    /// A persistent store quarantines a stored job it cannot read back and leaves it out,
+    /// so one broken record never stops the others from running.
+    ///
     /// # Errors
-    /// [`StoreError::Serialization`] when a stored job cannot be read back.
+    /// [`StoreError::Serialization`] when a stored job cannot be read back (stores that do
+    /// not quarantine).
     fn due_jobs(
         &self,
         up_to: DateTime<Utc>,
@@ -84,9 +90,13 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Every job: scheduled ones ordered by `(next_run_time, id)`, then paused ones by id.
+    /// Quarantined jobs are listed by [`quarantined_jobs`](JobStore::quarantined_jobs)
+    /// instead; a stored job that cannot be read back is quarantined, as in
+    /// [`due_jobs`](JobStore::due_jobs).
     ///
     /// # Errors
-    /// [`StoreError::Serialization`] when a stored job cannot be read back.
+    /// [`StoreError::Serialization`] when a stored job cannot be read back (stores that do
+    /// not quarantine).
     fn all_jobs(&self) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
     /// Whether jobs outlive the process (and so must be persistable). Default `false`.
