@@ -33,7 +33,7 @@ pub fn codec_and_trigger() -> (Arc<dyn JobCodec>, fn() -> JobTrigger) {
 }
 
 fn spec_trigger() -> JobTrigger {
-    JobTrigger::Spec(AnyTrigger::from_json(SPEC).expect("checked by codec_and_trigger"))
+    JobTrigger::from(AnyTrigger::from_json(SPEC).expect("checked by codec_and_trigger"))
 }
 
 pub fn never_trigger() -> JobTrigger {
