@@ -265,3 +265,45 @@ async fn a_file_that_cannot_be_opened_is_unavailable_naming_it() {
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("missing-dir"), "{err}");
 }
+
+#[tokio::test]
+async fn quarantined_rows_leave_the_run_time_index() {
+    // However many jobs are quarantined, due-jobs scans never step over them: their
+    // indexed next run time is cleared, and written back on release.
+    let store = SqliteStore::open_in_memory_with(options())
+        .await
+        .expect("open");
+    let trigger = codec_and_trigger().1;
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 30, 0).unwrap();
+    let jobs = (0..50)
+        .map(|i| job(&format!("j{i:02}"), Some(at), trigger))
+        .collect();
+    store.add_jobs(jobs).await.expect("add");
+    for i in 0..40 {
+        store
+            .quarantine_job(&JobId::new(format!("j{i:02}")).unwrap(), "task gone")
+            .await
+            .expect("quarantine");
+    }
+    let indexed = format!(
+        "SELECT COUNT(*) FROM {} WHERE next_run_time IS NOT NULL",
+        store.jobs_table()
+    );
+    let count = |sql: String| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(count(indexed.clone()).await, 10);
+    let released = store
+        .release_job(&JobId::new("j00").unwrap())
+        .await
+        .expect("release");
+    assert_eq!(released.next_run_time, Some(at));
+    assert_eq!(count(indexed).await, 11);
+    assert_eq!(store.due_jobs(at, 100).await.expect("due").len(), 11);
+}

@@ -8,9 +8,12 @@
 //!   codec's text). An index on `(next_run_time, id)` serves due jobs and the next run time.
 //! - The codec's text is the truth about a job; the `next_run_time` column is written from
 //!   the same job in the same statement.
-//! - A row that cannot be decoded is quarantined where it is found (one `UPDATE` that only
-//!   sets `quarantine`) and skipped; nothing here ever deletes a row except `remove_job` and
-//!   `remove_all_jobs`.
+//! - A quarantined row has `next_run_time` `NULL`, like a paused one, so the index never
+//!   holds quarantined rows and due-jobs scans never step over them however many there
+//!   are; its next run time stays in its text, and release writes it back.
+//! - A row that cannot be decoded is quarantined where it is found (one `UPDATE` that sets
+//!   `quarantine` and clears `next_run_time`) and skipped; nothing here ever deletes a row
+//!   except `remove_job` and `remove_all_jobs`.
 //! - Every write is one statement or one transaction, so a dropped future leaves a job
 //!   either written whole or not at all.
 
@@ -60,13 +63,19 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn select_all(&self) -> impl Future<Output = Result<Vec<Row>, sqlx::Error>> + Send;
     /// Quarantined rows by id.
     fn select_quarantined(&self) -> impl Future<Output = Result<Vec<Row>, sqlx::Error>> + Send;
-    /// Sets (or clears) the quarantine reason; the number of rows matched. With
-    /// `only_if_clear`, leaves a row that is quarantined already as it is.
+    /// Sets the quarantine reason and clears `next_run_time`; the number of rows matched.
+    /// With `only_if_clear`, leaves a row that is quarantined already as it is.
     fn set_quarantine(
         &self,
         id: &str,
-        reason: Option<&str>,
+        reason: &str,
         only_if_clear: bool,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    /// Clears the quarantine reason and writes `next_run_time` back.
+    fn release(
+        &self,
+        id: &str,
+        next_run_time: Option<i64>,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 }
 
@@ -149,6 +158,7 @@ pub(crate) struct Statements {
     pub(crate) quarantined: Arc<str>,
     pub(crate) set_quarantine: Arc<str>,
     pub(crate) set_quarantine_if_clear: Arc<str>,
+    pub(crate) release: Arc<str>,
     pub(crate) current_version: Arc<str>,
     pub(crate) record_version: Arc<str>,
 }
@@ -159,8 +169,10 @@ impl Statements {
         let cols = "id, quarantine, data";
         let s = |sql: String| Arc::<str>::from(sql);
         Statements {
+            // A quarantined row keeps next_run_time NULL (see the ground rules).
             update: s(format!(
-                "UPDATE {t} SET next_run_time = {}, data = {} WHERE id = {}",
+                "UPDATE {t} SET next_run_time = CASE WHEN quarantine IS NULL THEN {} END, \
+                 data = {} WHERE id = {}",
                 d.ph(1),
                 d.ph(2),
                 d.ph(3)
@@ -187,12 +199,18 @@ impl Statements {
                 "SELECT {cols} FROM {t} WHERE quarantine IS NOT NULL ORDER BY id"
             )),
             set_quarantine: s(format!(
-                "UPDATE {t} SET quarantine = {} WHERE id = {}",
+                "UPDATE {t} SET quarantine = {}, next_run_time = NULL WHERE id = {}",
                 d.ph(1),
                 d.ph(2)
             )),
             set_quarantine_if_clear: s(format!(
-                "UPDATE {t} SET quarantine = {} WHERE id = {} AND quarantine IS NULL",
+                "UPDATE {t} SET quarantine = {}, next_run_time = NULL \
+                 WHERE id = {} AND quarantine IS NULL",
+                d.ph(1),
+                d.ph(2)
+            )),
+            release: s(format!(
+                "UPDATE {t} SET quarantine = NULL, next_run_time = {} WHERE id = {}",
                 d.ph(1),
                 d.ph(2)
             )),
@@ -440,7 +458,7 @@ impl<B: Backend> Engine<B> {
             Err(e) => {
                 if row.quarantine.is_none() {
                     self.backend
-                        .set_quarantine(&row.id, Some(&reason_of(&e)), true)
+                        .set_quarantine(&row.id, &reason_of(&e), true)
                         .await
                         .map_err(|e| map_err(e, None))?;
                 }
@@ -605,7 +623,7 @@ impl<B: Backend> Engine<B> {
     pub(crate) async fn quarantine_job(&self, id: &JobId, reason: &str) -> Result<(), StoreError> {
         let n = self
             .backend
-            .set_quarantine(id.as_str(), Some(reason), false)
+            .set_quarantine(id.as_str(), reason, false)
             .await
             .map_err(|e| map_err(e, Some(id)))?;
         if n == 0
@@ -653,7 +671,7 @@ impl<B: Backend> Engine<B> {
             Ok(job) => {
                 if row.quarantine.is_some() {
                     self.backend
-                        .set_quarantine(id.as_str(), None, false)
+                        .release(id.as_str(), job.next_run_time.map(micros_ceil))
                         .await
                         .map_err(|e| map_err(e, Some(id)))?;
                 }
@@ -661,7 +679,7 @@ impl<B: Backend> Engine<B> {
             }
             Err(e) => {
                 self.backend
-                    .set_quarantine(id.as_str(), Some(&reason_of(&e)), false)
+                    .set_quarantine(id.as_str(), &reason_of(&e), false)
                     .await
                     .map_err(|e| map_err(e, Some(id)))?;
                 Err(e)
@@ -759,7 +777,7 @@ macro_rules! sql_backend {
             async fn set_quarantine(
                 &self,
                 id: &str,
-                reason: Option<&str>,
+                reason: &str,
                 only_if_clear: bool,
             ) -> Result<u64, sqlx::Error> {
                 let sql = if only_if_clear {
@@ -769,6 +787,19 @@ macro_rules! sql_backend {
                 };
                 let r = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(reason)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn release(
+                &self,
+                id: &str,
+                next_run_time: Option<i64>,
+            ) -> Result<u64, sqlx::Error> {
+                let r = sqlx::query(sqlx::AssertSqlSafe(self.sql.release.clone()))
+                    .bind(next_run_time)
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
