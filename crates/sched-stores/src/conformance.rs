@@ -7,6 +7,16 @@
 //! store also runs [`run_undecodable`], which writes broken records behind the store's back
 //! and checks that they are quarantined, never lost.
 //!
+//! [`run`] checks: add and lookup (every field back), id conflicts (the stored job left
+//! unchanged), update and the index following it, remove and remove all, due-job ordering by
+//! `(next_run_time, id)` with paused jobs left out, the limit and the inclusive bound, the
+//! next run time, the order of all jobs, ids compared byte-wise, batches (`add_jobs`: all or
+//! nothing, a repeated id, more than one chunk), quarantine (left out of due jobs, next run
+//! time and all jobs; listed; id still taken; released with its stored run time),
+//! concurrent writers (several tasks adding and updating at once, one winner for one id), a
+//! job with 1 MiB of arguments, and, for a persistent store, closure jobs refused naming the
+//! job.
+//!
 //! ```
 //! use chrono::{DateTime, Utc};
 //! use sched_core::job::JobTrigger;
