@@ -307,3 +307,32 @@ async fn quarantined_rows_leave_the_run_time_index() {
     assert_eq!(count(indexed).await, 11);
     assert_eq!(store.due_jobs(at, 100).await.expect("due").len(), 11);
 }
+
+#[tokio::test]
+async fn a_row_that_is_not_even_text_is_quarantined() {
+    // SQLite columns take any value: a BLOB of invalid UTF-8 where the job's text belongs
+    // must not fail due_jobs for the others.
+    let store = SqliteStore::open_in_memory_with(options())
+        .await
+        .expect("open");
+    let trigger = codec_and_trigger().1;
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 30, 0).unwrap();
+    store
+        .add_job(job("good", Some(at), trigger))
+        .await
+        .expect("add");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} (id, next_run_time, data) VALUES ('blob', ?, x'ff00fe')",
+        store.jobs_table()
+    )))
+    .bind(at.timestamp_micros())
+    .execute(store.pool())
+    .await
+    .expect("raw insert");
+    let due = store.due_jobs(at, 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id.as_str(), "good");
+    let q = store.quarantined_jobs().await.expect("quarantined");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].id.as_str(), "blob");
+}

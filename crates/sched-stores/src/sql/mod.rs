@@ -807,12 +807,24 @@ macro_rules! sql_backend {
             }
         }
 
+        /// Reads a row. Text that is not valid UTF-8 (only SQLite, whose columns take any
+        /// value, can hold it) is read lossily, so that the row is quarantined by the codec
+        /// rather than failing the whole query.
         fn read_row(r: &<$db as sqlx::Database>::Row) -> Result<$crate::sql::Row, sqlx::Error> {
             use sqlx::Row as _;
+            let text = |i: usize| -> Result<Option<String>, sqlx::Error> {
+                match r.try_get::<Option<String>, _>(i) {
+                    Ok(v) => Ok(v),
+                    Err(e) => match r.try_get::<Option<Vec<u8>>, _>(i) {
+                        Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned())),
+                        Err(_) => Err(e),
+                    },
+                }
+            };
             Ok($crate::sql::Row {
-                id: r.try_get(0)?,
-                quarantine: r.try_get(1)?,
-                data: r.try_get(2)?,
+                id: text(0)?.unwrap_or_default(),
+                quarantine: text(1)?,
+                data: text(2)?.unwrap_or_default(),
             })
         }
     };
