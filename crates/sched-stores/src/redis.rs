@@ -28,7 +28,7 @@
 //! # }
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,6 +189,12 @@ fn score(t: Option<DateTime<Utc>>) -> String {
         micros.to_string()
     })
     .unwrap_or_default()
+}
+
+/// Text read back from Redis. Values are bytes there; bytes that are not UTF-8 are read
+/// lossily, so that such a record is quarantined by the codec rather than failing a query.
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn reason_of(e: &StoreError) -> String {
@@ -362,9 +368,11 @@ impl RedisStore {
         Ok(job)
     }
 
+    /// Quarantines the record `id` (bytes: a record written behind the store's back may
+    /// have any key); whether it exists.
     async fn set_quarantine(
         &self,
-        id: &str,
+        id: &[u8],
         reason: &str,
         only_if_clear: bool,
     ) -> Result<bool, StoreError> {
@@ -383,14 +391,19 @@ impl RedisStore {
         Ok(n == 1)
     }
 
-    /// Decodes a record; one that fails is quarantined and the error returned.
-    async fn decode_or_quarantine(&self, id: &str, text: &str) -> Result<Job, StoreError> {
-        match self.decode(id, text) {
+    /// Decodes a record; one that fails is quarantined and the error returned, with whether
+    /// the record is out of the run-time set now.
+    async fn decode_or_quarantine(
+        &self,
+        id: &[u8],
+        data: Vec<u8>,
+    ) -> Result<Job, (StoreError, bool)> {
+        match self.decode(&String::from_utf8_lossy(id), &text(data)) {
             Ok(job) => Ok(job),
-            Err(e) => {
-                self.set_quarantine(id, &reason_of(&e), true).await?;
-                Err(e)
-            }
+            Err(e) => match self.set_quarantine(id, &reason_of(&e), true).await {
+                Ok(done) => Err((e, done)),
+                Err(unavailable) => Err((unavailable, false)),
+            },
         }
     }
 
@@ -489,18 +502,19 @@ impl JobStore for RedisStore {
     }
 
     async fn lookup_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
-        let text: Option<String> = self
+        let bytes: Option<Vec<u8>> = self
             .conn
             .clone()
             .hget(&self.keys.jobs, id.as_str())
             .await
             .map_err(|e| map_err(e, Some(id)))?;
-        match text {
+        match bytes {
             None => Ok(None),
-            Some(text) => self
-                .decode_or_quarantine(id.as_str(), &text)
+            Some(bytes) => self
+                .decode_or_quarantine(id.as_str().as_bytes(), bytes)
                 .await
-                .map(Some),
+                .map(Some)
+                .map_err(|(e, _)| e),
         }
     }
 
@@ -511,7 +525,7 @@ impl JobStore for RedisStore {
         // are met: loop until the limit is filled or none was skipped.
         while out.len() < limit {
             let want = limit - out.len();
-            let pairs: Vec<(String, String)> = self
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
                 .scripts
                 .due
                 .key(&self.keys.jobs)
@@ -522,15 +536,20 @@ impl JobStore for RedisStore {
                 .await
                 .map_err(|e| map_err(e, None))?;
             let fetched = pairs.len();
-            let mut skipped = false;
-            for (id, text) in pairs {
-                match self.decode_or_quarantine(&id, &text).await {
+            let (mut skipped, mut all_quarantined) = (false, true);
+            for (id, data) in pairs {
+                match self.decode_or_quarantine(&id, data).await {
                     Ok(job) => out.push(job),
-                    Err(StoreError::Serialization { .. }) => skipped = true,
-                    Err(e) => return Err(e),
+                    Err((StoreError::Serialization { .. }, done)) => {
+                        skipped = true;
+                        all_quarantined &= done;
+                    }
+                    Err((e, _)) => return Err(e),
                 }
             }
-            if !skipped || fetched < want {
+            // Query again only when that makes progress: every skipped record is out of
+            // the run-time set now.
+            if !skipped || fetched < want || !all_quarantined {
                 break;
             }
         }
@@ -559,23 +578,23 @@ impl JobStore for RedisStore {
     }
 
     async fn all_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let (records, quarantined): (HashMap<String, String>, Vec<String>) = redis::pipe()
+        let (records, quarantined): (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) = redis::pipe()
             .atomic()
             .hgetall(&self.keys.jobs)
             .hkeys(&self.keys.quarantine)
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| map_err(e, None))?;
-        let quarantined: HashSet<String> = quarantined.into_iter().collect();
+        let quarantined: HashSet<Vec<u8>> = quarantined.into_iter().collect();
         let mut jobs = Vec::with_capacity(records.len());
-        for (id, text) in records {
+        for (id, data) in records {
             if quarantined.contains(&id) {
                 continue;
             }
-            match self.decode_or_quarantine(&id, &text).await {
+            match self.decode_or_quarantine(&id, data).await {
                 Ok(job) => jobs.push(job),
-                Err(StoreError::Serialization { .. }) => {}
-                Err(e) => return Err(e),
+                Err((StoreError::Serialization { .. }, _)) => {}
+                Err((e, _)) => return Err(e),
             }
         }
         jobs.sort_by(|a, b| {
@@ -625,7 +644,10 @@ impl JobStore for RedisStore {
     }
 
     async fn quarantine_job(&self, id: &JobId, reason: &str) -> Result<(), StoreError> {
-        if self.set_quarantine(id.as_str(), reason, false).await? {
+        if self
+            .set_quarantine(id.as_str().as_bytes(), reason, false)
+            .await?
+        {
             Ok(())
         } else {
             Err(StoreError::NotFound { id: id.clone() })
@@ -633,7 +655,7 @@ impl JobStore for RedisStore {
     }
 
     async fn quarantined_jobs(&self) -> Result<Vec<QuarantinedJob>, StoreError> {
-        let triples: Vec<(String, String, String)> = self
+        let triples: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
             .scripts
             .quarantined
             .key(&self.keys.jobs)
@@ -645,7 +667,11 @@ impl JobStore for RedisStore {
         let mut out: Vec<QuarantinedJob> = triples
             .into_iter()
             .filter_map(|(id, reason, raw)| {
-                Some(QuarantinedJob::new(JobId::new(id).ok()?, reason, raw))
+                Some(QuarantinedJob::new(
+                    JobId::new(text(id)).ok()?,
+                    text(reason),
+                    text(raw),
+                ))
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -656,19 +682,19 @@ impl JobStore for RedisStore {
         // The script releases only if the record is still the text that was decoded; a
         // concurrent update makes it answer -1, and the release reads again.
         for _ in 0..8 {
-            let text: Option<String> = self
+            let bytes: Option<Vec<u8>> = self
                 .conn
                 .clone()
                 .hget(&self.keys.jobs, id.as_str())
                 .await
                 .map_err(|e| map_err(e, Some(id)))?;
-            let Some(text) = text else {
+            let Some(bytes) = bytes else {
                 return Err(StoreError::NotFound { id: id.clone() });
             };
-            let job = match self.decode(id.as_str(), &text) {
+            let job = match self.decode(id.as_str(), &text(bytes.clone())) {
                 Ok(job) => job,
                 Err(e) => {
-                    self.set_quarantine(id.as_str(), &reason_of(&e), false)
+                    self.set_quarantine(id.as_str().as_bytes(), &reason_of(&e), false)
                         .await?;
                     return Err(e);
                 }
@@ -680,7 +706,7 @@ impl JobStore for RedisStore {
                 .key(&self.keys.run_times)
                 .key(&self.keys.quarantine)
                 .arg(id.as_str())
-                .arg(&text)
+                .arg(&bytes)
                 .arg(score(job.next_run_time))
                 .invoke_async(&mut self.conn.clone())
                 .await

@@ -172,3 +172,44 @@ async fn an_unreachable_server_is_unavailable_with_its_cause() {
     assert!(err.is_transient());
     assert!(err.to_string().contains("refused"), "{err}");
 }
+
+#[tokio::test]
+async fn a_record_that_is_not_even_text_is_quarantined() {
+    let Some(server) = Server::connect().await else {
+        return;
+    };
+    let store = server.store().await;
+    let trigger = codec_and_trigger().1;
+    let at = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 5, 1, 8, 30, 0).unwrap();
+    store
+        .add_job(job("good", Some(at), trigger))
+        .await
+        .expect("add");
+    let mut conn = store.connection();
+    let _: i64 = conn
+        .hset(store.jobs_key(), "bytes", vec![0xff_u8, 0x00, 0xfe])
+        .await
+        .expect("hset");
+    let bad_key = vec![0xff_u8, 0x01];
+    let _: i64 = conn
+        .hset(store.jobs_key(), &bad_key, "junk")
+        .await
+        .expect("hset");
+    for member in [b"bytes".to_vec(), bad_key] {
+        let _: i64 = conn
+            .zadd(store.run_times_key(), member, at.timestamp_micros() - 1)
+            .await
+            .expect("zadd");
+    }
+    // Both broken records come first; with a limit of 1 the store must quarantine them and
+    // go on to the good one.
+    let due = store.due_jobs(at, 1).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id.as_str(), "good");
+    assert_eq!(store.next_run_time().await.expect("next"), Some(at));
+    assert_eq!(store.all_jobs().await.expect("all").len(), 1);
+    let q = store.quarantined_jobs().await.expect("quarantined");
+    let ids: Vec<&str> = q.iter().map(|q| q.id.as_str()).collect();
+    assert_eq!(ids, ["bytes", "\u{fffd}\u{1}"]);
+    server.clean().await;
+}

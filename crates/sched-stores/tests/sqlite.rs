@@ -336,3 +336,30 @@ async fn a_row_that_is_not_even_text_is_quarantined() {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].id.as_str(), "blob");
 }
+
+#[tokio::test]
+async fn a_row_whose_id_is_not_text_is_quarantined_and_due_jobs_goes_on() {
+    let store = SqliteStore::open_in_memory_with(options())
+        .await
+        .expect("open");
+    let trigger = codec_and_trigger().1;
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 8, 30, 0).unwrap();
+    store
+        .add_job(job("good", Some(at), trigger))
+        .await
+        .expect("add");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} (id, next_run_time, data) VALUES (x'ff', ?, 'junk')",
+        store.jobs_table()
+    )))
+    .bind(at.timestamp_micros() - 1)
+    .execute(store.pool())
+    .await
+    .expect("raw insert");
+    // The broken row comes first; with a limit of 1 the store must quarantine it and go
+    // on to the good one.
+    let due = store.due_jobs(at, 1).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id.as_str(), "good");
+    assert_eq!(store.next_run_time().await.expect("next"), Some(at));
+}

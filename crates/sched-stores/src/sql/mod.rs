@@ -30,6 +30,8 @@ use crate::{JobCodec, QuarantinedJob, StoreError};
 #[derive(Debug)]
 pub(crate) struct Row {
     pub(crate) id: String,
+    /// The id's bytes, when they are not text (only in SQLite, written behind our back).
+    pub(crate) id_bytes: Option<Vec<u8>>,
     pub(crate) quarantine: Option<String>,
     pub(crate) data: String,
 }
@@ -70,6 +72,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
         id: &str,
         reason: &str,
         only_if_clear: bool,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    /// [`set_quarantine`](Backend::set_quarantine) (only if clear) for a row whose id is
+    /// not text.
+    fn set_quarantine_by_bytes(
+        &self,
+        id: &[u8],
+        reason: &str,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
     /// Clears the quarantine reason and writes `next_run_time` back.
     fn release(
@@ -456,29 +465,50 @@ impl<B: Backend> Engine<B> {
         match self.decode(row) {
             Ok(job) => Ok(job),
             Err(e) => {
-                if row.quarantine.is_none() {
-                    self.backend
-                        .set_quarantine(&row.id, &reason_of(&e), true)
-                        .await
-                        .map_err(|e| map_err(e, None))?;
-                }
+                self.quarantine_unreadable(row, &e).await?;
                 Err(e)
             }
         }
     }
 
-    /// Decodes rows, quarantining and skipping those that fail; also says whether any did.
-    async fn decode_rows(&self, rows: Vec<Row>) -> Result<(Vec<Job>, bool), StoreError> {
-        let mut jobs = Vec::with_capacity(rows.len());
-        let mut skipped = false;
-        for row in &rows {
-            match self.decode_or_quarantine(row).await {
-                Ok(job) => jobs.push(job),
-                Err(StoreError::Serialization { .. }) => skipped = true,
-                Err(e) => return Err(e),
+    /// Quarantines a row that failed to decode; whether it is quarantined now (a row whose
+    /// id was not text cannot be matched by id, and stays as it is).
+    async fn quarantine_unreadable(&self, row: &Row, e: &StoreError) -> Result<bool, StoreError> {
+        if row.quarantine.is_some() {
+            return Ok(true);
+        }
+        let n = match &row.id_bytes {
+            Some(bytes) => {
+                self.backend
+                    .set_quarantine_by_bytes(bytes, &reason_of(e))
+                    .await
+            }
+            None => {
+                self.backend
+                    .set_quarantine(&row.id, &reason_of(e), true)
+                    .await
             }
         }
-        Ok((jobs, skipped))
+        .map_err(|e| map_err(e, None))?;
+        Ok(n > 0)
+    }
+
+    /// Decodes rows, quarantining and skipping those that fail. Also says whether any was
+    /// skipped, and whether every skipped row is quarantined now (so a new query will not
+    /// return it again).
+    async fn decode_rows(&self, rows: Vec<Row>) -> Result<(Vec<Job>, bool, bool), StoreError> {
+        let mut jobs = Vec::with_capacity(rows.len());
+        let (mut skipped, mut all_quarantined) = (false, true);
+        for row in &rows {
+            match self.decode(row) {
+                Ok(job) => jobs.push(job),
+                Err(e) => {
+                    skipped = true;
+                    all_quarantined &= self.quarantine_unreadable(row, &e).await?;
+                }
+            }
+        }
+        Ok((jobs, skipped, all_quarantined))
     }
 
     pub(crate) async fn add_job(&self, job: Job) -> Result<(), StoreError> {
@@ -593,9 +623,11 @@ impl<B: Backend> Engine<B> {
                 .await
                 .map_err(|e| map_err(e, None))?;
             let fetched = rows.len();
-            let (jobs, skipped) = self.decode_rows(rows).await?;
+            let (jobs, skipped, all_quarantined) = self.decode_rows(rows).await?;
             out.extend(jobs);
-            if !skipped || fetched < want {
+            // Query again only when that makes progress: every skipped row is out of the
+            // due set now.
+            if !skipped || fetched < want || !all_quarantined {
                 break;
             }
         }
@@ -793,6 +825,21 @@ macro_rules! sql_backend {
                 Ok(r.rows_affected())
             }
 
+            async fn set_quarantine_by_bytes(
+                &self,
+                id: &[u8],
+                reason: &str,
+            ) -> Result<u64, sqlx::Error> {
+                let r = sqlx::query(sqlx::AssertSqlSafe(
+                    self.sql.set_quarantine_if_clear.clone(),
+                ))
+                .bind(reason)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected())
+            }
+
             async fn release(
                 &self,
                 id: &str,
@@ -821,7 +868,12 @@ macro_rules! sql_backend {
                     },
                 }
             };
+            let id_bytes = match r.try_get::<String, _>(0) {
+                Ok(_) => None,
+                Err(_) => r.try_get::<Vec<u8>, _>(0).ok(),
+            };
             Ok($crate::sql::Row {
+                id_bytes,
                 id: text(0)?.unwrap_or_default(),
                 quarantine: text(1)?,
                 data: text(2)?.unwrap_or_default(),
