@@ -191,6 +191,9 @@ fn score(t: Option<DateTime<Utc>>) -> String {
     .unwrap_or_default()
 }
 
+/// A job record as read: the id and the text, as bytes.
+type Record = (Vec<u8>, Vec<u8>);
+
 /// Text read back from Redis. Values are bytes there; bytes that are not UTF-8 are read
 /// lossily, so that such a record is quarantined by the codec rather than failing a query.
 fn text(bytes: Vec<u8>) -> String {
@@ -525,7 +528,7 @@ impl JobStore for RedisStore {
         // are met: loop until the limit is filled or none was skipped.
         while out.len() < limit {
             let want = limit - out.len();
-            let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
+            let pairs: Vec<Record> = self
                 .scripts
                 .due
                 .key(&self.keys.jobs)
@@ -578,7 +581,7 @@ impl JobStore for RedisStore {
     }
 
     async fn all_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let (records, quarantined): (Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<u8>>) = redis::pipe()
+        let (records, quarantined): (Vec<Record>, Vec<Vec<u8>>) = redis::pipe()
             .atomic()
             .hgetall(&self.keys.jobs)
             .hkeys(&self.keys.quarantine)
