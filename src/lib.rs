@@ -106,13 +106,47 @@ pub mod metrics {
 }
 
 pub mod stores {
-    //! Job stores: the [`JobStore`] contract, its type-erased form, its error, and the
-    //! backends. The memory store is always here; persistent backends are added here as
-    //! feature-gated modules (`sched::stores::sqlite::SqliteStore`, ...).
+    //! Where a scheduler keeps its jobs: the [`JobStore`] contract, the in-memory default,
+    //! and the persistent backends, each behind a feature of its own name (`sqlite`,
+    //! `postgres`, `mysql`, `redis`): `sched::stores::sqlite::SqliteStore`,
+    //! `sched::stores::postgres::PostgresStore`, `sched::stores::mysql::MySqlStore`,
+    //! `sched::stores::redis::RedisStore`.
+    //!
+    //! ```
+    //! use sched::stores::{BoxJobStore, JobStore, MemoryStore};
+    //!
+    //! let store = BoxJobStore::new(MemoryStore::new());
+    //! assert!(!store.is_persistent());
+    //! ```
 
     pub use sched_stores::{
-        BoxError, BoxJobStore, JobStore, MemoryStore, StoreError, StoreErrorKind,
+        BoxError, BoxJobStore, JobCodec, JobStore, MemoryStore, QuarantinedJob, StoreError,
+        StoreErrorKind, StoreOptions, StoredJobCodec,
     };
+
+    #[cfg(feature = "sqlite")]
+    pub mod sqlite {
+        //! Jobs in one SQLite file: see [`SqliteStore`].
+        pub use sched_stores::sqlite::SqliteStore;
+    }
+
+    #[cfg(feature = "postgres")]
+    pub mod postgres {
+        //! Jobs in PostgreSQL: see [`PostgresStore`].
+        pub use sched_stores::postgres::PostgresStore;
+    }
+
+    #[cfg(feature = "mysql")]
+    pub mod mysql {
+        //! Jobs in MySQL or MariaDB: see [`MySqlStore`].
+        pub use sched_stores::mysql::MySqlStore;
+    }
+
+    #[cfg(feature = "redis")]
+    pub mod redis {
+        //! Jobs in Redis: see [`RedisStore`].
+        pub use sched_stores::redis::RedisStore;
+    }
 }
 
 /// Runs the Rust examples of the trigger guide (`docs/triggers.md`) as doctests, so the guide

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
 
-use crate::{JobStore, StoreError};
+use crate::{JobStore, QuarantinedJob, StoreError};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -29,6 +29,14 @@ trait DynJobStore: Send + Sync + 'static {
     fn all_jobs(&self) -> BoxFuture<'_, Result<Vec<Job>, StoreError>>;
     fn is_persistent(&self) -> bool;
     fn type_name(&self) -> &'static str;
+    fn add_jobs(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn quarantine_job<'a>(
+        &'a self,
+        id: &'a JobId,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn quarantined_jobs(&self) -> BoxFuture<'_, Result<Vec<QuarantinedJob>, StoreError>>;
+    fn release_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<Job, StoreError>>;
 }
 
 impl<S: JobStore> DynJobStore for S {
@@ -65,6 +73,22 @@ impl<S: JobStore> DynJobStore for S {
     }
     fn type_name(&self) -> &'static str {
         std::any::type_name::<S>()
+    }
+    fn add_jobs(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(JobStore::add_jobs(self, jobs))
+    }
+    fn quarantine_job<'a>(
+        &'a self,
+        id: &'a JobId,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(JobStore::quarantine_job(self, id, reason))
+    }
+    fn quarantined_jobs(&self) -> BoxFuture<'_, Result<Vec<QuarantinedJob>, StoreError>> {
+        Box::pin(JobStore::quarantined_jobs(self))
+    }
+    fn release_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<Job, StoreError>> {
+        Box::pin(JobStore::release_job(self, id))
     }
 }
 
@@ -132,5 +156,19 @@ impl JobStore for BoxJobStore {
     }
     fn is_persistent(&self) -> bool {
         self.0.is_persistent()
+    }
+    fn add_jobs(&self, jobs: Vec<Job>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.0.add_jobs(jobs)
+    }
+    async fn quarantine_job(&self, id: &JobId, reason: &str) -> Result<(), StoreError> {
+        self.0.quarantine_job(id, reason).await
+    }
+    fn quarantined_jobs(
+        &self,
+    ) -> impl Future<Output = Result<Vec<QuarantinedJob>, StoreError>> + Send {
+        self.0.quarantined_jobs()
+    }
+    async fn release_job(&self, id: &JobId) -> Result<Job, StoreError> {
+        self.0.release_job(id).await
     }
 }

@@ -3,7 +3,19 @@
 //! A backend's test calls [`run`] with a function that makes a fresh, empty store (a new
 //! schema, database number or key prefix for a server backend) and a function that makes
 //! the trigger to put in test jobs (a spec trigger for a persistent store). Each check gets
-//! its own store. A failed check panics with a message naming the check.
+//! its own store. A failed check panics with a message naming the check. A persistent
+//! store also runs [`run_undecodable`], which writes broken records behind the store's back
+//! and checks that they are quarantined, never lost.
+//!
+//! [`run`] checks: add and lookup (every field back), id conflicts (the stored job left
+//! unchanged), update and the index following it, remove and remove all, due-job ordering by
+//! `(next_run_time, id)` with paused jobs left out, the limit and the inclusive bound, the
+//! next run time, the order of all jobs, ids compared byte-wise, batches (`add_jobs`: all or
+//! nothing, a repeated id, more than one chunk), quarantine (left out of due jobs, next run
+//! time and all jobs; listed; id still taken; released with its stored run time),
+//! concurrent writers (several tasks adding and updating at once, one winner for one id), a
+//! job with 1 MiB of arguments, and, for a persistent store, closure jobs refused naming the
+//! job.
 //!
 //! ```
 //! use chrono::{DateTime, Utc};
@@ -28,10 +40,13 @@
 //! ```
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sched_core::job::{Coalesce, Job, JobId, JobTrigger, RetryPolicy, TaskRef};
+use sched_core::job::{Coalesce, Job, JobId, JobTrigger, LocalTask, RetryPolicy, TaskRef};
 use serde_json::json;
 
 use crate::{JobStore, StoreErrorKind};
@@ -57,6 +72,138 @@ where
     due_limit_and_bound(&new_store().await, &trigger).await;
     next_run_time(&new_store().await, &trigger).await;
     all_jobs_order(&new_store().await, &trigger).await;
+    ids_compare_bytewise(&new_store().await, &trigger).await;
+    add_jobs_batch(&new_store().await, &trigger).await;
+    quarantine(&new_store().await, &trigger).await;
+    concurrent_writers(Arc::new(new_store().await), &trigger).await;
+    large_job(&new_store().await, &trigger).await;
+    unpersistable(&new_store().await, &trigger).await;
+}
+
+/// Checks that records a store cannot read back are quarantined, listed and kept, and that
+/// the other jobs are unaffected. For persistent stores.
+///
+/// `write_raw(id, next_run_time, text)` must store `text` as the record of job `id`
+/// scheduled at `next_run_time`, directly in the backend (an `INSERT`, an `HSET`),
+/// bypassing the store's encoding. `store` must be empty; test jobs carry triggers from
+/// `trigger`.
+///
+/// # Panics
+/// When the store breaks the contract, with a message naming the check.
+pub async fn run_undecodable<S, W, WFut, T>(store: &S, write_raw: W, trigger: T)
+where
+    S: JobStore,
+    W: Fn(String, Option<DateTime<Utc>>, String) -> WFut,
+    WFut: Future<Output = ()>,
+    T: Fn() -> JobTrigger,
+{
+    let bad_trigger = json!({
+        "format": 1, "id": "bad-trigger", "name": "n", "task": "task", "args": null,
+        "trigger": {"type": "no-such-trigger"}, "executor": "default", "store": "default",
+        "misfire_grace_time": 1, "coalesce": "latest", "max_instances": 1,
+        "next_run_time": t(3),
+    })
+    .to_string();
+    let bad_format = json!({"format": 999, "id": "bad-format", "from": "the future"}).to_string();
+    let records = [
+        ("bad-json", Some(t(1)), "{this is not json".to_owned()),
+        ("bad-format", Some(t(1)), bad_format),
+        ("bad-trigger", Some(t(3)), bad_trigger),
+    ];
+    store
+        .add_job(job("good", Some(t(2)), &trigger))
+        .await
+        .expect("undecodable: add good");
+    for (name, next, text) in &records {
+        write_raw((*name).to_owned(), *next, text.clone()).await;
+    }
+    let due = store
+        .due_jobs(t(59), 10)
+        .await
+        .expect("undecodable: due_jobs does not fail for the others");
+    assert_eq!(
+        ids(&due),
+        ["good"],
+        "undecodable: only the readable job is due"
+    );
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(2)),
+        "undecodable: quarantined records do not count for the next run time"
+    );
+    let all = store
+        .all_jobs()
+        .await
+        .expect("undecodable: all_jobs does not fail");
+    assert_eq!(
+        ids(&all),
+        ["good"],
+        "undecodable: all_jobs lists the others"
+    );
+    let quarantined = store.quarantined_jobs().await.expect("quarantined_jobs");
+    let listed: Vec<&str> = quarantined.iter().map(|q| q.id.as_str()).collect();
+    assert_eq!(
+        listed,
+        ["bad-format", "bad-json", "bad-trigger"],
+        "undecodable: every broken record is listed, by id"
+    );
+    for q in &quarantined {
+        let (_, _, text) = records
+            .iter()
+            .find(|(name, _, _)| *name == q.id.as_str())
+            .expect("listed record was written");
+        assert_eq!(&q.raw, text, "undecodable: raw text is kept as stored");
+        assert!(!q.reason.is_empty(), "undecodable: a reason is given");
+    }
+    let format_reason = &quarantined[0].reason;
+    assert!(
+        format_reason.contains("999"),
+        "undecodable: the reason names the format version ({format_reason})"
+    );
+    let err = store
+        .add_job(job("bad-json", Some(t(1)), &trigger))
+        .await
+        .expect_err("undecodable: the id of a quarantined record stays taken");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "undecodable: ({err})");
+    let err = store
+        .lookup_job(&id("bad-json"))
+        .await
+        .expect_err("undecodable: looking up a broken record fails");
+    assert_eq!(
+        err.kind(),
+        StoreErrorKind::Serialization,
+        "undecodable: ({err})"
+    );
+    let err = store
+        .release_job(&id("bad-trigger"))
+        .await
+        .expect_err("undecodable: a record that still cannot be read is not released");
+    assert_eq!(
+        err.kind(),
+        StoreErrorKind::Serialization,
+        "undecodable: ({err})"
+    );
+    assert_eq!(
+        store.quarantined_jobs().await.expect("quarantined").len(),
+        3,
+        "undecodable: still kept after a failed release"
+    );
+    store
+        .remove_job(&id("bad-json"))
+        .await
+        .expect("undecodable: a quarantined record can be removed on purpose");
+    let left: Vec<String> = store
+        .quarantined_jobs()
+        .await
+        .expect("quarantined")
+        .into_iter()
+        .map(|q| q.id.to_string())
+        .collect();
+    assert_eq!(
+        left,
+        ["bad-format", "bad-trigger"],
+        "undecodable: after remove"
+    );
 }
 
 fn t(minute: u32) -> DateTime<Utc> {
@@ -344,4 +491,340 @@ async fn all_jobs_order(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger
         ["b", "a", "y", "z"],
         "all_jobs: scheduled by time, then paused by id"
     );
+}
+
+async fn ids_compare_bytewise(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    for name in ["é", "a", "B", "A", "z", "a b"] {
+        store
+            .add_job(job(name, Some(t(1)), trigger))
+            .await
+            .expect("ids_compare_bytewise: ids differing in case or accents are different jobs");
+    }
+    let due = store.due_jobs(t(1), 10).await.expect("due");
+    assert_eq!(
+        ids(&due),
+        ["A", "B", "a", "a b", "z", "é"],
+        "ids_compare_bytewise: equal times order by the id's bytes"
+    );
+}
+
+async fn add_jobs_batch(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    store
+        .add_jobs(vec![
+            job("a", Some(t(3)), trigger),
+            job("b", Some(t(1)), trigger),
+            job("c", None, trigger),
+        ])
+        .await
+        .expect("add_jobs: a batch");
+    let all = store.all_jobs().await.expect("all");
+    assert_eq!(ids(&all), ["b", "a", "c"], "add_jobs: every job is added");
+    let err = store
+        .add_jobs(vec![
+            job("d", Some(t(2)), trigger),
+            job("a", Some(t(9)), trigger),
+        ])
+        .await
+        .expect_err("add_jobs: a batch with a stored id fails");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "add_jobs: ({err})");
+    assert!(
+        err.to_string().contains("job a "),
+        "add_jobs: the conflict names the id ({err})"
+    );
+    assert!(
+        store.lookup_job(&id("d")).await.expect("lookup").is_none(),
+        "add_jobs: all or nothing"
+    );
+    let err = store
+        .add_jobs(vec![
+            job("e", Some(t(2)), trigger),
+            job("e", Some(t(4)), trigger),
+        ])
+        .await
+        .expect_err("add_jobs: an id twice in one batch fails");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "add_jobs: ({err})");
+    assert!(
+        store.lookup_job(&id("e")).await.expect("lookup").is_none(),
+        "add_jobs: nothing of the batch with a repeated id"
+    );
+    store.add_jobs(Vec::new()).await.expect("add_jobs: empty");
+    let many: Vec<Job> = (0..1500)
+        .map(|i| job(&format!("m{i:05}"), Some(t(10 + i % 40)), trigger))
+        .collect();
+    store
+        .add_jobs(many)
+        .await
+        .expect("add_jobs: a batch larger than one chunk");
+    assert_eq!(
+        store.all_jobs().await.expect("all").len(),
+        1503,
+        "add_jobs: the large batch is stored whole"
+    );
+    let due = store.due_jobs(t(10), 5000).await.expect("due");
+    assert_eq!(due.len(), 2 + 38, "add_jobs: due after a large batch");
+}
+
+async fn quarantine(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    for (name, minute) in [("a", Some(1)), ("b", Some(2)), ("p", None)] {
+        store
+            .add_job(job(name, minute.map(t), trigger))
+            .await
+            .expect("quarantine: add");
+    }
+    store
+        .quarantine_job(&id("a"), "task \"task\" is not registered")
+        .await
+        .expect("quarantine: quarantine a");
+    let err = store
+        .quarantine_job(&id("zz"), "why")
+        .await
+        .expect_err("quarantine: a missing job");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "quarantine: ({err})");
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(ids(&due), ["b"], "quarantine: a quarantined job is not due");
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(2)),
+        "quarantine: nor counts for the next run time"
+    );
+    let all = store.all_jobs().await.expect("all");
+    assert_eq!(
+        ids(&all),
+        ["b", "p"],
+        "quarantine: nor is listed by all_jobs"
+    );
+    let q = store.quarantined_jobs().await.expect("quarantined");
+    assert_eq!(q.len(), 1, "quarantine: listed");
+    assert_eq!(q[0].id, id("a"), "quarantine: id");
+    assert_eq!(
+        q[0].reason, "task \"task\" is not registered",
+        "quarantine: reason"
+    );
+    assert!(!q[0].raw.is_empty(), "quarantine: raw text");
+    let err = store
+        .add_job(job("a", Some(t(1)), trigger))
+        .await
+        .expect_err("quarantine: its id stays taken");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict, "quarantine: ({err})");
+    let found = store
+        .lookup_job(&id("a"))
+        .await
+        .expect("lookup")
+        .expect("quarantine: a quarantined job can be looked up");
+    assert_eq!(found.next_run_time, Some(t(1)), "quarantine: lookup");
+    store
+        .update_job(job("a", Some(t(3)), trigger))
+        .await
+        .expect("quarantine: update a quarantined job");
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(
+        ids(&due),
+        ["b"],
+        "quarantine: it stays quarantined on update"
+    );
+    store
+        .quarantine_job(&id("p"), "first")
+        .await
+        .expect("quarantine: a paused job");
+    store
+        .quarantine_job(&id("p"), "second")
+        .await
+        .expect("quarantine: again");
+    let q = store.quarantined_jobs().await.expect("quarantined");
+    let listed: Vec<(&str, &str)> = q
+        .iter()
+        .map(|q| (q.id.as_str(), q.reason.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("a", "task \"task\" is not registered"), ("p", "second")],
+        "quarantine: by id, the latest reason"
+    );
+    assert_eq!(
+        ids(&store.all_jobs().await.expect("all")),
+        ["b"],
+        "quarantine: all_jobs"
+    );
+    let released = store
+        .release_job(&id("a"))
+        .await
+        .expect("quarantine: release");
+    assert_eq!(
+        released.next_run_time,
+        Some(t(3)),
+        "quarantine: released with its stored next run time"
+    );
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(ids(&due), ["b", "a"], "quarantine: due again once released");
+    store
+        .release_job(&id("a"))
+        .await
+        .expect("quarantine: releasing a job that is not quarantined");
+    let err = store
+        .release_job(&id("zz"))
+        .await
+        .expect_err("quarantine: releasing a missing job");
+    assert_eq!(err.kind(), StoreErrorKind::NotFound, "quarantine: ({err})");
+    store
+        .remove_job(&id("p"))
+        .await
+        .expect("quarantine: remove a quarantined job");
+    assert!(
+        store.quarantined_jobs().await.expect("q").is_empty(),
+        "quarantine: removed"
+    );
+    store
+        .quarantine_job(&id("b"), "x")
+        .await
+        .expect("quarantine b");
+    store.remove_all_jobs().await.expect("remove_all");
+    assert!(
+        store.quarantined_jobs().await.expect("q").is_empty(),
+        "quarantine: remove_all_jobs removes quarantined jobs too"
+    );
+}
+
+async fn concurrent_writers<S: JobStore>(store: Arc<S>, trigger: &impl Fn() -> JobTrigger) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 25;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            let jobs: Vec<(Job, Job)> = (0..EACH)
+                .map(|k| {
+                    let name = format!("w{w}-{k:02}");
+                    let minute = ((w * EACH + k) % 50) as u32;
+                    (
+                        job(&name, Some(t(minute)), trigger),
+                        job(&name, Some(t(minute + 5)), trigger),
+                    )
+                })
+                .collect();
+            let shared = job("shared", Some(t(0)), trigger);
+            async move {
+                let mut conflicts = 0;
+                for (first, second) in jobs {
+                    store.add_job(first).await.expect("concurrent: add");
+                    store.update_job(second).await.expect("concurrent: update");
+                }
+                match store.add_job(shared).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == StoreErrorKind::Conflict => conflicts += 1,
+                    Err(e) => panic!("concurrent: add shared: {e}"),
+                }
+                conflicts
+            }
+        })
+        .collect();
+    let conflicts: usize = join_all(writers).await.into_iter().sum();
+    assert_eq!(
+        conflicts,
+        WRITERS - 1,
+        "concurrent: one add of the same id wins, the others conflict"
+    );
+    let all = store.all_jobs().await.expect("all");
+    assert_eq!(
+        all.len(),
+        WRITERS * EACH + 1,
+        "concurrent: every job is stored"
+    );
+    for j in &all {
+        if j.id.as_str() == "shared" {
+            continue;
+        }
+        let (w, k) = j.id.as_str()[1..]
+            .split_once('-')
+            .expect("concurrent: id layout");
+        let (w, k): (usize, usize) = (w.parse().expect("w"), k.parse().expect("k"));
+        let minute = ((w * EACH + k) % 50) as u32 + 5;
+        assert_eq!(
+            j.next_run_time,
+            Some(t(minute)),
+            "concurrent: the update of {} won",
+            j.id
+        );
+    }
+}
+
+async fn large_job(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    let blob = "0123456789abcdef".repeat(65_536); // 1 MiB
+    let mut big = job("big", Some(t(1)), trigger);
+    big.task = TaskRef::named("task", json!({ "blob": blob }));
+    store.add_job(big.clone()).await.expect("large_job: add");
+    let got = store
+        .lookup_job(&id("big"))
+        .await
+        .expect("lookup")
+        .expect("large_job: found");
+    match &got.task {
+        TaskRef::Named { args, .. } => assert!(
+            args["blob"].as_str() == Some(blob.as_str()),
+            "large_job: arguments come back whole"
+        ),
+        other => panic!("large_job: task came back as {other:?}"),
+    }
+    big.next_run_time = Some(t(2));
+    store.update_job(big).await.expect("large_job: update");
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(ids(&due), ["big"], "large_job: due");
+    assert_eq!(due[0].next_run_time, Some(t(2)), "large_job: updated");
+}
+
+async fn unpersistable(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    if !store.is_persistent() {
+        return;
+    }
+    let mut closure = job("closure-job", Some(t(1)), trigger);
+    closure.task = TaskRef::Local(LocalTask::new("tick", ()));
+    let err = store
+        .add_job(closure.clone())
+        .await
+        .expect_err("unpersistable: a closure job is refused");
+    assert_eq!(
+        err.kind(),
+        StoreErrorKind::Serialization,
+        "unpersistable: ({err})"
+    );
+    assert!(
+        err.to_string().contains("closure-job"),
+        "unpersistable: the error names the job ({err})"
+    );
+    let err = store
+        .add_jobs(vec![job("fine", Some(t(1)), trigger), closure])
+        .await
+        .expect_err("unpersistable: a batch with a closure job is refused");
+    assert_eq!(
+        err.kind(),
+        StoreErrorKind::Serialization,
+        "unpersistable: ({err})"
+    );
+    assert!(
+        store.all_jobs().await.expect("all").is_empty(),
+        "unpersistable: nothing was stored"
+    );
+}
+
+/// Polls every future until all are done, in one task (the suite does not depend on a
+/// runtime to spawn on).
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }

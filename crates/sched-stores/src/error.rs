@@ -52,6 +52,12 @@ pub enum StoreError {
         #[source]
         source: Option<BoxError>,
     },
+    /// The store does not implement this operation (a third-party store that predates it).
+    #[error("store does not support {operation}")]
+    Unsupported {
+        /// The operation, such as `quarantine_job`.
+        operation: &'static str,
+    },
 }
 
 /// The kind of a [`StoreError`], the same for every backend.
@@ -66,6 +72,8 @@ pub enum StoreErrorKind {
     Unavailable,
     /// See [`StoreError::Serialization`]. Permanent.
     Serialization,
+    /// See [`StoreError::Unsupported`]. Permanent.
+    Unsupported,
 }
 
 impl StoreError {
@@ -76,6 +84,7 @@ impl StoreError {
             StoreError::NotFound { .. } => StoreErrorKind::NotFound,
             StoreError::Unavailable { .. } => StoreErrorKind::Unavailable,
             StoreError::Serialization { .. } => StoreErrorKind::Serialization,
+            StoreError::Unsupported { .. } => StoreErrorKind::Unsupported,
         }
     }
 
@@ -97,6 +106,21 @@ impl StoreError {
     /// An [`StoreError::Unavailable`] with a message and an optional driver error.
     pub fn unavailable(message: impl Into<String>, source: Option<BoxError>) -> StoreError {
         StoreError::Unavailable {
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+impl StoreError {
+    /// A [`StoreError::Serialization`] about what is stored for job `id`.
+    pub fn serialization(
+        id: Option<JobId>,
+        message: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> StoreError {
+        StoreError::Serialization {
+            id,
             message: message.into(),
             source,
         }
@@ -135,5 +159,11 @@ mod tests {
         .into();
         assert_eq!(e.kind(), StoreErrorKind::Serialization);
         assert_eq!(e.to_string(), "cannot store or load job j1: closure");
+        let e = StoreError::Unsupported {
+            operation: "quarantine_job",
+        };
+        assert_eq!(e.kind(), StoreErrorKind::Unsupported);
+        assert!(!e.is_transient());
+        assert_eq!(e.to_string(), "store does not support quarantine_job");
     }
 }

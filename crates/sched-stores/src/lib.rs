@@ -7,6 +7,34 @@
 //! [`MemoryStore`] is the default store. The [`conformance`] suite is the contract as code:
 //! every backend runs it.
 //!
+//! # Persistent backends
+//!
+//! | feature | store | where the jobs are |
+//! | --- | --- | --- |
+//! | `sqlite` | [`sqlite::SqliteStore`] | one SQLite file (WAL), the embedded default |
+//! | `postgres` | [`postgres::PostgresStore`] | a PostgreSQL table |
+//! | `mysql` | [`mysql::MySqlStore`] | a MySQL 8 / MariaDB table |
+//! | `redis` | [`redis::RedisStore`] | a Redis hash and sorted set |
+//!
+//! Each keeps a job as text written by a [`JobCodec`] ([`StoredJobCodec`] by default: the
+//! JSON of [`StoredJob`](sched_core::job::StoredJob), which carries a format version), next
+//! to an indexed next run time, so due jobs and the next run time are index range scans.
+//! Each creates and migrates its schema when it opens, under a lock that lets several
+//! processes start at once, and records the schema version. [`StoreOptions`] gives a table
+//! or key prefix (several schedulers, or tests, in one database), a schema or database, and
+//! the codec. A job that cannot be persisted (a closure task, a trigger without a JSON spec)
+//! is refused with [`StoreError::Serialization`] naming the job.
+//!
+//! # Never losing a job
+//!
+//! A stored job that cannot be read back (an unknown format version, corrupt text, a
+//! trigger spec that no longer parses) does not make [`JobStore::due_jobs`] or
+//! [`JobStore::all_jobs`] fail for the others, and is never deleted: the store
+//! *quarantines* it, keeping the text and the reason. The runtime quarantines a job whose
+//! task is not registered or whose arguments no longer deserialize with
+//! [`JobStore::quarantine_job`]. [`JobStore::quarantined_jobs`] lists them and
+//! [`JobStore::release_job`] brings one back once it can run again.
+//!
 //! ```
 //! use chrono::{TimeZone, Utc};
 //! use sched_core::job::{Job, JobId, JobTrigger, TaskRef};
@@ -41,12 +69,30 @@
 //! ```
 
 mod boxed;
+mod codec;
 pub mod conformance;
 mod error;
 mod memory;
+mod options;
+mod quarantine;
 mod store;
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod sql;
+
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
 pub use boxed::BoxJobStore;
+pub use codec::{JobCodec, StoredJobCodec};
 pub use error::{BoxError, StoreError, StoreErrorKind};
 pub use memory::MemoryStore;
+pub use options::StoreOptions;
+pub use quarantine::QuarantinedJob;
 pub use store::JobStore;

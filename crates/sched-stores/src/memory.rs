@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
 
-use crate::{JobStore, StoreError};
+use crate::{JobStore, QuarantinedJob, StoreError};
 
 /// A store that keeps jobs in memory: the default store, lost when the process ends.
 ///
@@ -35,10 +35,15 @@ pub struct MemoryStore {
 struct Inner {
     jobs: HashMap<JobId, Job>,
     by_time: BTreeSet<(DateTime<Utc>, JobId)>,
+    /// Reasons of quarantined jobs; those are in `jobs` but not in `by_time`.
+    quarantine: HashMap<JobId, String>,
 }
 
 impl Inner {
     fn index(&mut self, job: &Job) {
+        if self.quarantine.contains_key(&job.id) {
+            return;
+        }
         if let Some(t) = job.next_run_time {
             self.by_time.insert((t, job.id.clone()));
         }
@@ -113,6 +118,7 @@ impl JobStore for MemoryStore {
             return Err(StoreError::NotFound { id: id.clone() });
         };
         inner.unindex(&old);
+        inner.quarantine.remove(id);
         Ok(())
     }
 
@@ -120,6 +126,7 @@ impl JobStore for MemoryStore {
         let mut inner = self.lock();
         inner.jobs.clear();
         inner.by_time.clear();
+        inner.quarantine.clear();
         Ok(())
     }
 
@@ -152,11 +159,68 @@ impl JobStore for MemoryStore {
         let mut paused: Vec<Job> = inner
             .jobs
             .values()
-            .filter(|j| j.next_run_time.is_none())
+            .filter(|j| j.next_run_time.is_none() && !inner.quarantine.contains_key(&j.id))
             .cloned()
             .collect();
         paused.sort_by(|a, b| a.id.cmp(&b.id));
         jobs.extend(paused);
         Ok(jobs)
+    }
+
+    async fn add_jobs(&self, jobs: Vec<Job>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let mut seen = std::collections::HashSet::with_capacity(jobs.len());
+        for job in &jobs {
+            if inner.jobs.contains_key(&job.id) || !seen.insert(&job.id) {
+                return Err(StoreError::Conflict { id: job.id.clone() });
+            }
+        }
+        for job in jobs {
+            inner.index(&job);
+            inner.jobs.insert(job.id.clone(), job);
+        }
+        Ok(())
+    }
+
+    async fn quarantine_job(&self, id: &JobId, reason: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let Some(job) = inner.jobs.get(id).cloned() else {
+            return Err(StoreError::NotFound { id: id.clone() });
+        };
+        inner.unindex(&job);
+        inner.quarantine.insert(id.clone(), reason.to_owned());
+        Ok(())
+    }
+
+    async fn quarantined_jobs(&self) -> Result<Vec<QuarantinedJob>, StoreError> {
+        let inner = self.lock();
+        let mut out: Vec<QuarantinedJob> = inner
+            .quarantine
+            .iter()
+            .filter_map(|(id, reason)| {
+                let job = inner.jobs.get(id)?;
+                // A memory job need not be persistable: show its stored form when it has
+                // one, its debug rendering otherwise.
+                let raw = job
+                    .to_stored()
+                    .ok()
+                    .and_then(|s| serde_json::to_string(&s).ok())
+                    .unwrap_or_else(|| format!("{job:?}"));
+                Some(QuarantinedJob::new(id.clone(), reason.clone(), raw))
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn release_job(&self, id: &JobId) -> Result<Job, StoreError> {
+        let mut inner = self.lock();
+        let Some(job) = inner.jobs.get(id).cloned() else {
+            return Err(StoreError::NotFound { id: id.clone() });
+        };
+        if inner.quarantine.remove(id).is_some() {
+            inner.index(&job);
+        }
+        Ok(job)
     }
 }

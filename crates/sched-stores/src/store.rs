@@ -5,7 +5,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
 
-use crate::StoreError;
+use crate::{QuarantinedJob, StoreError};
 
 /// Where a scheduler keeps its jobs.
 ///
@@ -22,7 +22,14 @@ use crate::StoreError;
 /// # Cancel safety
 /// Dropping a returned future before it completes may or may not have applied a write, and
 /// never applies half of one: a job is either written whole or not at all. Readers are
-/// cancel safe. The scheduler drops store futures only when it shuts down.
+/// cancel safe (a reader that meets an unreadable record may have quarantined it, which
+/// the next reader would do anyway). The scheduler drops store futures only when it shuts down.
+///
+/// # Quarantine
+/// A quarantined job (see [`quarantine_job`](JobStore::quarantine_job)) keeps its id (adding
+/// another job with it is a conflict), can be looked up, updated (it stays quarantined) and
+/// removed, and is left out of [`due_jobs`](JobStore::due_jobs),
+/// [`next_run_time`](JobStore::next_run_time) and [`all_jobs`](JobStore::all_jobs).
 ///
 /// # Errors
 /// Every method may fail with [`StoreError::Unavailable`] (transient) when the backend
@@ -67,10 +74,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// If dropped before completion, some jobs may be removed and others not.
     fn remove_all_jobs(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The job with this id, if any.
+    /// The job with this id, if any (a quarantined job included).
     ///
     /// # Errors
-    /// [`StoreError::Serialization`] when the stored job cannot be read back.
+    /// [`StoreError::Serialization`] when the stored job cannot be read back (a persistent
+    /// store also quarantines it).
     ///
     /// # Cancel safety
     /// Cancel safe (a read).
@@ -86,8 +94,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// SQL backend adds `LIMIT`), so a backlog of a million due jobs never has to be held at
     /// once.
     ///
+    /// A persistent store quarantines a stored job it cannot read back and leaves it out,
+    /// so one broken record never stops the others from running.
+    ///
     /// # Errors
-    /// [`StoreError::Serialization`] when a stored job cannot be read back.
+    /// [`StoreError::Serialization`] when a stored job cannot be read back (stores that do
+    /// not quarantine).
     ///
     /// # Cancel safety
     /// Cancel safe (a read).
@@ -109,9 +121,13 @@ pub trait JobStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Every job: scheduled ones ordered by `(next_run_time, id)`, then paused ones by id.
+    /// Quarantined jobs are listed by [`quarantined_jobs`](JobStore::quarantined_jobs)
+    /// instead; a stored job that cannot be read back is quarantined, as in
+    /// [`due_jobs`](JobStore::due_jobs).
     ///
     /// # Errors
-    /// [`StoreError::Serialization`] when a stored job cannot be read back.
+    /// [`StoreError::Serialization`] when a stored job cannot be read back (stores that do
+    /// not quarantine).
     ///
     /// # Cancel safety
     /// Cancel safe (a read).
@@ -120,5 +136,82 @@ pub trait JobStore: Send + Sync + 'static {
     /// Whether jobs outlive the process (and so must be persistable). Default `false`.
     fn is_persistent(&self) -> bool {
         false
+    }
+
+    /// Adds several jobs: all of them, or none when one fails.
+    ///
+    /// Backends override this with one round trip per chunk (multi-row inserts in one
+    /// transaction, one script call); the default adds the jobs one at a time and, when one
+    /// fails, removes those it had added before returning the error.
+    ///
+    /// # Errors
+    /// As [`add_job`](JobStore::add_job) for the first job that fails, including
+    /// [`StoreError::Conflict`] for an id that is stored already or appears twice in `jobs`.
+    fn add_jobs(&self, jobs: Vec<Job>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let mut added = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let id = job.id.clone();
+                if let Err(e) = self.add_job(job).await {
+                    for id in &added {
+                        // Best effort: the error being returned is the one that matters.
+                        let _ = self.remove_job(id).await;
+                    }
+                    return Err(e);
+                }
+                added.push(id);
+            }
+            Ok(())
+        }
+    }
+
+    /// Sets a job aside with a reason: it keeps its id and everything stored, but is no
+    /// longer due, no longer counts for the next run time and is no longer listed by
+    /// [`all_jobs`](JobStore::all_jobs); [`quarantined_jobs`](JobStore::quarantined_jobs)
+    /// lists it. The runtime calls this when a job's task is not registered or its
+    /// arguments no longer deserialize; a persistent store also quarantines, by itself, a
+    /// stored job it cannot read back. Quarantining a quarantined job replaces the reason.
+    /// Nothing is ever deleted: [`release_job`](JobStore::release_job) brings the job back.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when no job has that id; [`StoreError::Unsupported`] from
+    /// the default implementation.
+    fn quarantine_job(
+        &self,
+        id: &JobId,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (id, reason);
+        async {
+            Err(StoreError::Unsupported {
+                operation: "quarantine_job",
+            })
+        }
+    }
+
+    /// The quarantined jobs, by id, each with its reason and the text stored for it.
+    ///
+    /// The default returns none (a store that never quarantines).
+    fn quarantined_jobs(
+        &self,
+    ) -> impl Future<Output = Result<Vec<QuarantinedJob>, StoreError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Takes a job out of quarantine after reading it back again, and returns it: it is
+    /// due again from its stored next run time (the runtime applies the misfire policy to
+    /// what was missed). Releasing a job that is not quarantined returns it unchanged.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when no job has that id; [`StoreError::Serialization`] when
+    /// it still cannot be read back (it stays quarantined, with the new reason);
+    /// [`StoreError::Unsupported`] from the default implementation.
+    fn release_job(&self, id: &JobId) -> impl Future<Output = Result<Job, StoreError>> + Send {
+        let _ = id;
+        async {
+            Err(StoreError::Unsupported {
+                operation: "release_job",
+            })
+        }
     }
 }
