@@ -80,7 +80,7 @@ pub mod event {
 
     pub use sched_core::event::{
         Event, EventKind, EventMask, FailureKind, JobEvent, JobExecutionEvent, JobFailure,
-        JobSubmissionEvent, SchedulerEvent, StoreErrorEvent,
+        JobQuarantinedEvent, JobSubmissionEvent, SchedulerEvent, StoreErrorEvent,
     };
 }
 

@@ -83,6 +83,10 @@ kinds! {
     JobMaxInstances = 65536, "EVENT_JOB_MAX_INSTANCES";
     /// A store call failed; the dispatcher retries with backoff (not in APScheduler).
     StoreError = 131072, "EVENT_JOBSTORE_ERROR";
+    /// A stored job was set aside because it cannot run (its task is not registered or its
+    /// arguments no longer deserialize); kept in its store, never deleted (not in
+    /// APScheduler, which deletes such a job).
+    JobQuarantined = 262144, "EVENT_JOB_QUARANTINED";
 }
 
 impl EventKind {
@@ -110,8 +114,9 @@ pub struct EventMask(u32);
 impl EventMask {
     /// No events.
     pub const NONE: EventMask = EventMask(0);
-    /// Every event (APScheduler's `EVENT_ALL`, plus [`EventKind::StoreError`]).
-    pub const ALL: EventMask = EventMask((1 << 18) - 1);
+    /// Every event (APScheduler's `EVENT_ALL`, plus [`EventKind::StoreError`] and
+    /// [`EventKind::JobQuarantined`]).
+    pub const ALL: EventMask = EventMask((1 << 19) - 1);
 
     /// A mask from raw bits; bits that name no kind are dropped.
     pub const fn from_bits(bits: u32) -> EventMask {
@@ -171,6 +176,8 @@ pub enum Event {
     Execution(JobExecutionEvent),
     /// A store call failed and will be retried.
     Store(StoreErrorEvent),
+    /// A stored job was quarantined.
+    Quarantined(JobQuarantinedEvent),
 }
 
 impl Event {
@@ -182,6 +189,7 @@ impl Event {
             Event::Submission(e) => e.kind,
             Event::Execution(e) => e.kind,
             Event::Store(_) => EventKind::StoreError,
+            Event::Quarantined(_) => EventKind::JobQuarantined,
         }
     }
 
@@ -191,6 +199,7 @@ impl Event {
             Event::Job(e) => Some(&e.job_id),
             Event::Submission(e) => Some(&e.job_id),
             Event::Execution(e) => Some(&e.job_id),
+            Event::Quarantined(e) => Some(&e.job_id),
             Event::Scheduler(_) | Event::Store(_) => None,
         }
     }
@@ -420,6 +429,30 @@ impl StoreErrorEvent {
     }
 }
 
+/// A stored job was quarantined: it stays in its store with the reason, is no longer due,
+/// and comes back when its task is registered (again) so that it can run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobQuarantinedEvent {
+    /// The job.
+    pub job_id: JobId,
+    /// Its store.
+    pub store: String,
+    /// Why it cannot run.
+    pub reason: String,
+}
+
+impl JobQuarantinedEvent {
+    /// A quarantine event.
+    pub fn new(job_id: JobId, store: impl Into<String>, reason: impl Into<String>) -> Self {
+        JobQuarantinedEvent {
+            job_id,
+            store: store.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,7 +483,9 @@ mod tests {
             assert_eq!(kind.name(), name);
             assert_eq!(EventKind::from_bit(bit), Some(kind));
         }
-        assert_eq!(EventKind::ALL.len(), 18);
+        assert_eq!(EventKind::ALL.len(), 19);
+        assert_eq!(EventKind::JobQuarantined.bit(), 262144);
+        assert_eq!(EventKind::JobQuarantined.name(), "EVENT_JOB_QUARANTINED");
     }
 
     #[test]

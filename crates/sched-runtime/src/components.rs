@@ -64,7 +64,10 @@ impl Scheduler {
                 EventKind::JobstoreAdded,
                 Some(name),
             )));
-            // Its jobs may be due before the dispatcher's wake-up.
+            // Its jobs may be due before the dispatcher's wake-up, and some of its
+            // quarantined jobs may run with the tasks registered here.
+            sh.release_check
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             sh.wake.notify_one();
         }
         Ok(())

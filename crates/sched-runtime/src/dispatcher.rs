@@ -29,6 +29,10 @@
 //! - **Re-checked before firing.** Each job the store returns as due is checked again
 //!   against the time of this pass; it is fired only if its next run time is still at or
 //!   before it.
+//! - **A job that cannot run is quarantined, not fired.** Before a due job's schedule
+//!   moves, a named task that is not registered or arguments that do not deserialize set
+//!   the job aside in its store (see the `quarantine` module); `register_task` brings it
+//!   back at the next pass.
 //! - **No polling tick, and no wait longer than [`MAX_WAIT`].** The dispatcher sleeps until
 //!   the earliest next run time, but at most a minute, so that a wall-clock jump or a
 //!   suspended machine is noticed within a minute while an idle scheduler wakes once a
@@ -141,7 +145,7 @@ async fn process(
     now: DateTime<Utc>,
 ) -> (Option<DateTime<Utc>>, Vec<(String, StoreError)>) {
     let mut next: Option<DateTime<Utc>> = None;
-    let mut errors = Vec::new();
+    let mut errors = crate::quarantine::release_runnable(sh).await;
     for (name, store) in sh.stores().iter() {
         match process_store(sh, name, store, now).await {
             Ok(n) => next = min_time(next, n),
@@ -200,6 +204,10 @@ async fn fire(
         return Ok(());
     };
     if first > now {
+        return Ok(());
+    }
+    // A job that can never run is set aside with its schedule as it is.
+    if crate::quarantine::quarantine_if_unrunnable(sh, store_name, store, &job).await? {
         return Ok(());
     }
     let cap = sh.max_backlog;

@@ -91,6 +91,7 @@ mod error;
 mod events;
 mod executor;
 pub mod metrics;
+mod quarantine;
 mod scheduler;
 mod task;
 

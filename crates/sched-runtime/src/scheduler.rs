@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -147,6 +147,7 @@ impl SchedulerBuilder {
                 wake: Notify::new(),
                 sleeping_until: AtomicI64::new(AWAKE),
                 pending: Mutex::new(Vec::new()),
+                release_check: AtomicBool::new(true),
                 instances: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 run_cancel: CancellationToken::new(),
@@ -265,6 +266,9 @@ pub(crate) struct Shared {
     /// wakes it).
     pub(crate) sleeping_until: AtomicI64,
     pub(crate) pending: Mutex<Vec<Pending>>,
+    /// Set by `register_task` (and at build): the dispatcher's next pass looks for
+    /// quarantined jobs that can run now (see the `quarantine` module).
+    pub(crate) release_check: AtomicBool,
     /// `max_instances` semaphores of jobs with runs going, by (store, id), with their size.
     instances: Mutex<HashMap<InstanceKey, (Arc<Semaphore>, u32)>>,
     pub(crate) tracker: TaskTracker,
@@ -400,6 +404,17 @@ impl Shared {
     }
 }
 
+/// Whether a job re-added with `replace_existing` keeps the next run time `stored` has: when
+/// both triggers have a JSON spec and the specs are equal (a restart that adds its jobs
+/// again must not lose the runs missed while it was down, nor move the schedule). A changed
+/// trigger, or a trigger without a spec, gets its first run time computed again.
+fn keep_stored_schedule(stored: &Job, new: &Job) -> bool {
+    match (&stored.trigger, &new.trigger) {
+        (JobTrigger::Spec(a), JobTrigger::Spec(b)) => a.to_value() == b.to_value(),
+        _ => false,
+    }
+}
+
 /// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way).
 fn random_id() -> JobId {
     let hex = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
@@ -443,8 +458,14 @@ impl Scheduler {
 
     /// Registers an async function as a task under `name`, so jobs (persistent ones
     /// included) can name it. It gets the run's [`JobContext`] and the job's arguments
-    /// deserialized into `A`; arguments that do not deserialize make a job error event.
-    /// Registering a name again replaces the function.
+    /// deserialized into `A`. Registering a name again replaces the function.
+    ///
+    /// A stored job naming a task that is not registered, or whose arguments do not
+    /// deserialize into `A`, is quarantined when it comes due (kept in its store with the
+    /// reason, a `JobQuarantined` event, never deleted); registering the task (again)
+    /// brings such jobs back at the dispatcher's next pass, due from their stored next run
+    /// time. With a store that cannot quarantine, each of their fires is a `JobError` event
+    /// of kind `Setup` instead.
     ///
     /// ```
     /// use sched_runtime::{JobContext, Scheduler};
@@ -470,6 +491,8 @@ impl Scheduler {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.into(), TaskFn::named(f));
+        self.shared.release_check.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
     }
 
     /// Calls `listener` with every event whose kind is in `mask`, in the task that emits it
@@ -573,9 +596,20 @@ impl Scheduler {
             .store(&store_name)
             .ok_or_else(|| SchedulerError::UnknownStore(store_name.clone()))?;
         let id = job.id.clone();
-        let next = job.next_run_time;
+        let mut next = job.next_run_time;
         let written = if replace {
-            // Replace if there, add if not (the rare path pays for the clone).
+            // Replace if there, add if not (the rare path pays for the clone). The same
+            // trigger keeps the stored schedule: see `keep_stored_schedule`.
+            match store.lookup_job(&job.id).await {
+                Ok(Some(stored)) if !explicit_next && keep_stored_schedule(&stored, &job) => {
+                    job.next_run_time = stored.next_run_time;
+                    next = stored.next_run_time;
+                }
+                // Not there, another trigger, or a stored record that cannot be read back
+                // (the new job replaces it).
+                Ok(_) | Err(StoreError::Serialization { .. }) => {}
+                Err(e) => return Err(SchedulerError::store(&store_name, e)),
+            }
             match store.update_job(job.clone()).await {
                 Err(e) if e.is_not_found() => store.add_job(job).await,
                 other => other,

@@ -66,9 +66,16 @@ impl JobContext {
 pub(crate) type TaskResult = Result<Value, JobFailure>;
 pub(crate) type BoxTaskFuture = Pin<Box<dyn Future<Output = TaskResult> + Send + 'static>>;
 
-/// A task in the form the dispatcher calls.
+/// Whether a job's JSON arguments deserialize into a task's argument type.
+type ArgsCheck = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
+/// A task in the form the dispatcher calls, with the check of its arguments (a closure
+/// task takes none and accepts any).
 #[derive(Clone)]
-pub(crate) struct TaskFn(Arc<dyn Fn(JobContext) -> BoxTaskFuture + Send + Sync>);
+pub(crate) struct TaskFn(
+    Arc<dyn Fn(JobContext) -> BoxTaskFuture + Send + Sync>,
+    Option<ArgsCheck>,
+);
 
 impl fmt::Debug for TaskFn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,6 +84,16 @@ impl fmt::Debug for TaskFn {
 }
 
 impl TaskFn {
+    /// Whether `args` deserialize into the task's argument type: `Err` with serde's
+    /// message when they do not. The dispatcher checks this before a stored job's run, to
+    /// quarantine a job that can never run instead of failing it at every fire.
+    pub(crate) fn check_args(&self, args: &Value) -> Result<(), String> {
+        match &self.1 {
+            Some(check) => check(args),
+            None => Ok(()),
+        }
+    }
+
     /// Calls the task; a panic while creating the future is caught like one while running.
     pub(crate) fn call(&self, ctx: JobContext) -> BoxTaskFuture {
         match catch_unwind(AssertUnwindSafe(|| (self.0)(ctx))) {
@@ -97,7 +114,9 @@ impl TaskFn {
         R: Serialize + 'static,
         E: fmt::Display + 'static,
     {
-        TaskFn(Arc::new(move |ctx: JobContext| {
+        let check: ArgsCheck =
+            Arc::new(|args: &Value| A::deserialize(args).map(drop).map_err(|e| e.to_string()));
+        let call = Arc::new(move |ctx: JobContext| {
             let args = match serde_json::from_value::<A>(ctx.args.clone()) {
                 Ok(args) => args,
                 Err(e) => {
@@ -109,8 +128,9 @@ impl TaskFn {
                 }
             };
             let fut = f(ctx, args);
-            Box::pin(async move { into_task_result(fut.await) })
-        }))
+            Box::pin(async move { into_task_result(fut.await) }) as BoxTaskFuture
+        });
+        TaskFn(call, Some(check))
     }
 
     /// A closure task.
@@ -121,10 +141,11 @@ impl TaskFn {
         R: Serialize + 'static,
         E: fmt::Display + 'static,
     {
-        TaskFn(Arc::new(move |ctx: JobContext| {
+        let call = Arc::new(move |ctx: JobContext| {
             let fut = f(ctx);
-            Box::pin(async move { into_task_result(fut.await) })
-        }))
+            Box::pin(async move { into_task_result(fut.await) }) as BoxTaskFuture
+        });
+        TaskFn(call, None)
     }
 }
 

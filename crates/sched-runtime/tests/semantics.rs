@@ -594,7 +594,7 @@ async fn a_run_past_its_timeout_is_cancelled_and_reported() {
 }
 
 // A registered task gets its JSON arguments; its return value is in the executed event;
-// arguments that do not deserialize are a job error.
+// a job whose arguments do not deserialize is quarantined (kept, reported once, not run).
 #[tokio::test(start_paused = true)]
 async fn registered_tasks_get_arguments_and_report_return_values() {
     #[derive(serde::Deserialize)]
@@ -635,9 +635,13 @@ async fn registered_tasks_get_arguments_and_report_return_values() {
     let done = rec.executions(EventKind::JobExecuted);
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].return_value, Some(serde_json::json!(5)));
-    let errors = rec.executions(EventKind::JobError);
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0].failure.as_ref().unwrap().kind, FailureKind::Setup);
+    assert_eq!(rec.count(EventKind::JobError), 0);
+    assert_eq!(rec.count(EventKind::JobQuarantined), 1);
+    assert_eq!(
+        s.get_jobs().await.unwrap().len(),
+        0,
+        "quarantined jobs are not listed"
+    );
 }
 
 // modify_job changes the options the next runs use; reschedule_job moves the schedule.
