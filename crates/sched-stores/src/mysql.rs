@@ -54,6 +54,9 @@ struct MySqlBackend {
     names: Names,
 }
 
+/// How long a call waits for a pooled connection (or for the server to come back).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl MySqlStore {
     /// Connects to `url` (`mysql://user:password@host/db`) with default options.
     ///
@@ -79,7 +82,10 @@ impl MySqlStore {
             .map_err(|e| sql::map_err(e, None))?;
         let pool = MySqlPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(10))
+            // While the server is down, sqlx retries connecting until this timeout: it
+            // bounds how long one store call (and so one dispatcher pass, which goes
+            // through the stores in turn) is held up by an outage before the error.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(connect);
         MySqlStore::from_pool(pool, options).await
     }

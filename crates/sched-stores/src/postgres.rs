@@ -53,6 +53,9 @@ struct PgBackend {
     names: Names,
 }
 
+/// How long a call waits for a pooled connection (or for the server to come back).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host/db`) with default options.
     ///
@@ -81,7 +84,10 @@ impl PostgresStore {
             .map_err(|e| sql::map_err(e, None))?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(10))
+            // While the server is down, sqlx retries connecting until this timeout: it
+            // bounds how long one store call (and so one dispatcher pass, which goes
+            // through the stores in turn) is held up by an outage before the error.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(connect);
         PostgresStore::from_pool(pool, options).await
     }
