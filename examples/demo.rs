@@ -1,7 +1,13 @@
-//! sched in ten seconds: a real scheduler runs an interval job (every 2 s), a cron job
-//! (every 5 s), a date job (once, 3 s after start) and a closure job, while a listener
-//! prints every event under its APScheduler name; then it shuts down cleanly, waiting for
-//! the run still going. About 11 seconds in all.
+//! sched in ten seconds: a real scheduler keeps its jobs in a SQLite file (the embedded
+//! persistent default) and runs an interval job (every 2 s), a cron job (every 5 s) and a
+//! date job (once, 3 s after start) from it, plus a closure job from a memory store next
+//! to it, while a listener prints every event under its APScheduler name; then it shuts
+//! down cleanly, waiting for the run still going. About 11 seconds in all.
+//!
+//! The file (`sched-demo.db` in the temporary directory) is kept: run the demo again and
+//! the stored jobs are found there; they are added again with `replace_existing`, which
+//! keeps their stored schedule, so the runs missed since the last run are reported as
+//! `EVENT_JOB_MISSED` (later than the 1 s misfire grace time), as after any downtime.
 //!
 //! ```sh
 //! cargo run --example demo
@@ -10,7 +16,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, TimeDelta, Utc};
-use sched::stores::MemoryStore;
+use sched::stores::sqlite::SqliteStore;
+use sched::stores::{JobStore, MemoryStore};
 use sched::trigger::AnyTrigger;
 use sched::{
     Event, EventMask, JobContext, JobSpec, Scheduler, ShutdownMode, TaskRef, closure_task,
@@ -28,10 +35,16 @@ struct Report {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
 
-    // Where jobs are kept. The memory store forgets them when the program ends; for jobs
-    // that survive a restart, put the SQLite store (the embedded persistent default) here:
-    let store = MemoryStore::new();
-    let scheduler = Scheduler::builder().store("default", store).build();
+    // Where jobs are kept: a SQLite file that outlives the program, and a memory store for
+    // the closure job (a closure cannot be persisted).
+    let path = std::env::temp_dir().join("sched-demo.db");
+    let store = SqliteStore::open(&path).await?;
+    let found = store.all_jobs().await?.len();
+    println!("{} job(s) found in {}", found, path.display());
+    let scheduler = Scheduler::builder()
+        .store("default", store)
+        .store("memory", MemoryStore::new())
+        .build();
 
     scheduler.add_listener(EventMask::ALL, move |event: &Event| {
         println!(
@@ -61,6 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 spec(json!({"type": "interval", "seconds": 2}))?,
             )
             .id("every-2s")?
+            .replace_existing(true)
             .name("interval report, every 2 s"),
         )
         .await?;
@@ -71,6 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 spec(json!({"type": "cron", "second": "*/5", "timezone": "UTC"}))?,
             )
             .id("cron-5s")?
+            .replace_existing(true)
             .name("cron report, every 5 s"),
         )
         .await?;
@@ -81,10 +96,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 spec(json!({"type": "date", "run_date": in_3s}))?,
             )
             .id("once-in-3s")?
+            .replace_existing(true)
             .name("one-off report"),
         )
         .await?;
-    // A closure job (memory stores only): every 3 s, busy for 1.5 s.
+    // A closure job, in the memory store: every 3 s, busy for 1.5 s.
     scheduler
         .add_job(
             JobSpec::new(
@@ -95,7 +111,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 spec(json!({"type": "interval", "seconds": 3}))?,
             )
             .id("closure-3s")?
-            .name("slow closure, every 3 s"),
+            .name("slow closure, every 3 s")
+            .store("memory"),
         )
         .await?;
 
