@@ -612,6 +612,13 @@ impl Scheduler {
             }
             match store.update_job(job.clone()).await {
                 Err(e) if e.is_not_found() => store.add_job(job).await,
+                // A quarantined job stays quarantined when updated: the next pass looks
+                // whether the new task and arguments let it run.
+                Ok(()) => {
+                    sh.release_check.store(true, Ordering::SeqCst);
+                    sh.wake.notify_one();
+                    Ok(())
+                }
                 other => other,
             }
         } else {

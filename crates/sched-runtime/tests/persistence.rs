@@ -331,6 +331,49 @@ async fn a_store_without_quarantine_reports_each_fire() {
     s.shutdown(ShutdownMode::Wait).await;
 }
 
+//   A job quarantined for its arguments, re-added with replace_existing and arguments
+//   that deserialize, while running: released and run at once from its stored time.
+async fn replacing_a_quarantined_job_releases_it(backend: Backend) {
+    let store = open(&backend).await;
+    store
+        .add_job(stored_job(serde_json::json!({"recipient": "ops"})))
+        .await
+        .unwrap();
+    let (s, clock, rec) = scheduler_on(&store);
+    let ledger = Ledger::default();
+    ledger.register(&s);
+    s.start().await.unwrap();
+    until(&clock, at(0, 1, 30)).await;
+    settle("the quarantine", || !quarantined(&rec).is_empty()).await;
+
+    s.add_job(
+        JobSpec::new(
+            TaskRef::named("report", serde_json::json!({"to": "ops"})),
+            every_minute(),
+        )
+        .job_id(id("report"))
+        .misfire_grace_time(None)
+        .coalesce(Coalesce::All)
+        .replace_existing(true),
+    )
+    .await
+    .unwrap();
+    settle("the released run", || ledger.times().len() == 1).await;
+    assert_eq!(ledger.times(), vec![at(0, 1, 0)]);
+    assert!(store.quarantined_jobs().await.unwrap().is_empty());
+    s.shutdown(ShutdownMode::Wait).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn replacing_a_quarantined_job_releases_it_memory() {
+    replacing_a_quarantined_job_releases_it(Backend::Memory).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn replacing_a_quarantined_job_releases_it_sqlite() {
+    replacing_a_quarantined_job_releases_it(Backend::Sqlite).await;
+}
+
 /// The job a program adds at each start-up, with `replace_existing`.
 fn report_spec(trigger: AnyTrigger) -> JobSpec {
     JobSpec::new(
