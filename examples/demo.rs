@@ -149,6 +149,7 @@ fn describe(event: &Event) -> String {
             )
         }
         Event::Store(e) => format!("store {}: {} (retry in {:?})", e.store, e.error, e.retry_in),
+        Event::Quarantined(e) => format!("job {} (store {}): {}", e.job_id, e.store, e.reason),
         _ => String::new(),
     }
 }

@@ -27,9 +27,42 @@ use std::sync::atomic::Ordering;
 
 use sched_core::event::{Event, JobQuarantinedEvent};
 use sched_core::job::{Job, TaskRef};
-use sched_stores::{BoxJobStore, JobStore, StoreError};
+use sched_stores::{BoxJobStore, JobStore, QuarantinedJob, StoreError};
 
 use crate::scheduler::Shared;
+use crate::{Scheduler, SchedulerError};
+
+impl Scheduler {
+    /// The quarantined jobs of every store, each with its store's name: jobs that could
+    /// not run (their task is not registered, their arguments no longer deserialize, or the
+    /// store cannot read them back), kept with the reason. See
+    /// [`register_task`](Scheduler::register_task) for how they come back.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sched_runtime::SchedulerError> {
+    /// let scheduler = sched_runtime::Scheduler::builder().build();
+    /// for (store, job) in scheduler.quarantined_jobs().await? {
+    ///     println!("{store}: {} ({})", job.id, job.reason);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Store`](SchedulerError::Store) when a store cannot be read.
+    pub async fn quarantined_jobs(&self) -> Result<Vec<(String, QuarantinedJob)>, SchedulerError> {
+        let mut out = Vec::new();
+        for (name, store) in self.shared.stores().iter() {
+            let jobs = store
+                .quarantined_jobs()
+                .await
+                .map_err(|e| SchedulerError::store(name, e))?;
+            out.extend(jobs.into_iter().map(|j| (name.clone(), j)));
+        }
+        Ok(out)
+    }
+}
 
 /// Why `job` can never run as it is, if so: only named tasks are checked (a closure job
 /// lives in memory with its closure).

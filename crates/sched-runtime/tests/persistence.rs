@@ -214,9 +214,11 @@ async fn unregistered_task_is_quarantined_then_released(backend: Backend) {
     assert_eq!(q[0].1, "default");
     assert!(q[0].2.contains("not registered"), "{}", q[0].2);
     assert_eq!(rec.count(EventKind::JobError), 0);
-    let listed = store.quarantined_jobs().await.unwrap();
+    let listed = s.quarantined_jobs().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert!(listed[0].reason.contains("not registered"));
+    assert_eq!(listed[0].0, "default");
+    assert_eq!(listed[0].1.id, id("report"));
+    assert!(listed[0].1.reason.contains("not registered"));
     let kept = store
         .lookup_job(&id("report"))
         .await
