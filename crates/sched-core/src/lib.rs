@@ -18,11 +18,17 @@
 //! ```
 
 pub mod error;
+pub mod event;
 pub mod jitter;
+pub mod job;
 pub(crate) mod spec;
 pub mod trigger;
 pub mod zone;
 
 pub use error::TriggerError;
+pub use event::{Event, EventKind, EventMask};
+pub use job::{
+    Coalesce, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger, RetryPolicy, TaskRef,
+};
 pub use trigger::{AnyTrigger, Trigger};
 pub use zone::{LocalTime, Zone};

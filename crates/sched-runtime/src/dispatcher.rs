@@ -1,0 +1,437 @@
+//! The dispatcher: one task per scheduler that sleeps until the earliest next run time,
+//! fires what is due, and sleeps again.
+//!
+//! # Ground rules
+//!
+//! - **The store is the timer index.** Each store keeps its jobs ordered by
+//!   `(next_run_time, id)` (the memory store in a B-tree: O(log n) per change); the
+//!   dispatcher asks it for the due jobs and the earliest next run time and keeps no copy
+//!   of its own, so there is no second index to drift from the truth. What the dispatcher
+//!   does keep — the instant it sleeps until — may be stale: a change can make it too late
+//!   (the change wakes it, below) or too early (it wakes, finds nothing due, sleeps again).
+//! - **One owner of job writes at a time.** Handle operations (add, modify, pause, remove,
+//!   ...) and the dispatcher's processing of a batch of due jobs hold the scheduler's `ops`
+//!   mutex across their store calls, so neither overwrites the other's change. The
+//!   dispatcher takes it per batch of [`BATCH`] jobs, so a large backlog does not shut
+//!   handles out.
+//! - **The store is written before anyone is woken.** A handle writes its change to the
+//!   store, then notifies the dispatcher (a `Notify`, which keeps one wake-up if the
+//!   dispatcher is busy, so none is lost). The dispatcher writes a due job's advanced next
+//!   run time (or removes a finished job) *before* it submits the run; a run is never
+//!   started for a schedule the store does not already show as advanced, so a crash or a
+//!   failed write can lose a run but never repeat one.
+//! - **Re-checked before firing.** Each job the store returns as due is checked again
+//!   against the time of this pass; it is fired only if its next run time is still at or
+//!   before it.
+//! - **No polling tick, and no wait longer than [`MAX_WAIT`].** The dispatcher sleeps until
+//!   the earliest next run time, but at most a minute, so that a wall-clock jump or a
+//!   suspended machine is noticed within a minute while an idle scheduler wakes once a
+//!   minute at most.
+//! - **The loop never dies.** A store error becomes a `StoreError` event, a tracing error
+//!   and a retry after an exponential backoff (100 ms doubling to 30 s); a panicking
+//!   trigger pauses its job and is reported as a job error; a job's own failure or panic is
+//!   caught in its run task.
+//!
+//! # Wall-clock jumps
+//! Forward: the jobs whose run times were jumped over are due at the next wake-up, and the
+//! misfire grace time and coalescing policy decide what runs, as after any downtime. Back:
+//! next run times already stored stay as they are, so nothing runs twice; the wait until
+//! them just gets longer by the jump.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sched_core::event::{
+    Event, EventKind, FailureKind, JobEvent, JobExecutionEvent, JobFailure, JobSubmissionEvent,
+    StoreErrorEvent,
+};
+use sched_core::job::{Job, TaskRef};
+use sched_stores::{BoxJobStore, JobStore, StoreError};
+use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::Executor;
+use crate::backlog::{backlog, plan};
+use crate::scheduler::{SchedulerState, Shared};
+use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
+
+/// Due jobs fetched and processed per store call and per hold of the ops lock.
+pub(crate) const BATCH: usize = 1024;
+/// The longest single sleep.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The dispatcher task. Ends only when the scheduler's stop token fires.
+pub(crate) async fn run(sh: Arc<Shared>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        if sh.stop.is_cancelled() {
+            return;
+        }
+        if sh.state() != SchedulerState::Running {
+            tokio::select! {
+                _ = sh.stop.cancelled() => return,
+                _ = sh.wake.notified() => continue,
+            }
+        }
+        let now = sh.clock.now();
+        // Shutdown does not wait for a store that hangs; see the store's cancel safety.
+        let (next, errors) = tokio::select! {
+            biased;
+            _ = sh.stop.cancelled() => return,
+            r = process(&sh, now) => r,
+        };
+        let mut wait = match next {
+            Some(t) => (t - sh.clock.now()).to_std().unwrap_or(Duration::ZERO),
+            None => MAX_WAIT,
+        };
+        if errors.is_empty() {
+            backoff = BACKOFF_MIN;
+        } else {
+            for (store, error) in errors {
+                tracing::error!(store = %store, error = %error, retry_in = ?backoff, "job store call failed");
+                sh.emit(Event::Store(StoreErrorEvent::new(
+                    store,
+                    error.to_string(),
+                    backoff,
+                )));
+            }
+            wait = wait.min(backoff);
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        let wait = wait.min(MAX_WAIT);
+        if wait.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = sh.stop.cancelled() => return,
+            _ = sh.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One pass over every store: fires what is due at `now`; returns the earliest next run
+/// time and the stores that failed.
+async fn process(
+    sh: &Arc<Shared>,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Vec<(String, StoreError)>) {
+    let mut next: Option<DateTime<Utc>> = None;
+    let mut errors = Vec::new();
+    for (name, store) in &sh.stores {
+        match process_store(sh, name, store, now).await {
+            Ok(n) => next = min_time(next, n),
+            Err(e) => errors.push((name.clone(), e)),
+        }
+    }
+    (next, errors)
+}
+
+fn min_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+async fn process_store(
+    sh: &Arc<Shared>,
+    name: &str,
+    store: &BoxJobStore,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    loop {
+        if sh.stop.is_cancelled() || sh.state() != SchedulerState::Running {
+            return Ok(None);
+        }
+        let ops = sh.ops.lock().await;
+        let batch = store.due_jobs(now, BATCH).await?;
+        let full = batch.len() == BATCH;
+        for job in batch {
+            fire(sh, name, store, job, now).await?;
+        }
+        drop(ops);
+        if !full {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    store.next_run_time().await
+}
+
+/// Handles one due job: advances its schedule in the store, reports missed runs, submits
+/// the runs to do.
+async fn fire(
+    sh: &Arc<Shared>,
+    store_name: &str,
+    store: &BoxJobStore,
+    job: Job,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(first) = job.next_run_time else {
+        return Ok(());
+    };
+    if first > now {
+        return Ok(());
+    }
+    let cap = sh.max_backlog;
+    let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        backlog(job.trigger.as_trigger(), first, now, cap)
+    }));
+    let bl = match computed {
+        Ok(bl) => bl,
+        Err(payload) => {
+            // A trigger that panics would panic again: pause the job rather than spin.
+            let message = format!("trigger {}", panic_message(&*payload));
+            tracing::error!(job_id = %job.id, store = store_name, "{message}; job paused");
+            let mut paused = job.clone();
+            paused.next_run_time = None;
+            match store.update_job(paused).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            sh.emit(Event::Execution(JobExecutionEvent::error(
+                job.id.clone(),
+                store_name,
+                first,
+                JobFailure::new(FailureKind::Setup, message),
+                None,
+            )));
+            return Ok(());
+        }
+    };
+    let plan = plan(&bl.due, now, job.misfire_grace_time, job.coalesce);
+
+    // The schedule moves on in the store before any run starts.
+    if bl.next.is_some() {
+        let mut advanced = job.clone();
+        advanced.next_run_time = bl.next;
+        match store.update_job(advanced).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    } else {
+        match store.remove_job(&job.id).await {
+            Ok(()) => sh.emit(Event::Job(JobEvent::new(
+                EventKind::JobRemoved,
+                job.id.clone(),
+                store_name,
+            ))),
+            Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    if bl.truncated {
+        tracing::warn!(job_id = %job.id, cap, "backlog longer than the cap; the rest was skipped");
+    }
+    for t in plan.missed {
+        tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
+        sh.emit(Event::Execution(JobExecutionEvent::missed(
+            job.id.clone(),
+            store_name,
+            t,
+        )));
+    }
+    if !plan.run.is_empty() {
+        submit(sh, &job, &plan.run);
+    }
+    Ok(())
+}
+
+/// Submits the runs of `job` at `times` as one submission: one `max_instances` permit,
+/// the runs done one after the other in that order (as APScheduler runs a backlog). Without
+/// a free permit the submission is refused and reported. Returns whether it was accepted.
+pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bool {
+    let failed = |message: String| {
+        tracing::error!(job_id = %job.id, "{message}");
+        for &t in times {
+            sh.emit(Event::Execution(JobExecutionEvent::error(
+                job.id.clone(),
+                job.store.clone(),
+                t,
+                JobFailure::new(FailureKind::Setup, message.clone()),
+                None,
+            )));
+        }
+    };
+    let task = match sh.resolve_task(&job.task) {
+        Ok(task) => task,
+        Err(message) => {
+            failed(message);
+            return true;
+        }
+    };
+    let Some(executor) = sh.executors.get(&job.executor).cloned() else {
+        failed(format!("executor {:?} does not exist", job.executor));
+        return true;
+    };
+    let Some(permit) = sh.try_acquire_instance(job) else {
+        tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
+        sh.emit(Event::Submission(JobSubmissionEvent::new(
+            EventKind::JobMaxInstances,
+            job.id.clone(),
+            job.store.clone(),
+            times.to_vec(),
+        )));
+        return false;
+    };
+    sh.emit(Event::Submission(JobSubmissionEvent::new(
+        EventKind::JobSubmitted,
+        job.id.clone(),
+        job.store.clone(),
+        times.to_vec(),
+    )));
+    spawn_run(sh, job, task, executor, times.to_vec(), permit);
+    true
+}
+
+/// Spawns the runs of one submission. The `max_instances` permit moves into the task's
+/// future, so it is released however the runs end: success, error, panic (caught), timeout
+/// or cancellation.
+fn spawn_run(
+    sh: &Arc<Shared>,
+    job: &Job,
+    task: TaskFn,
+    executor: Executor,
+    times: Vec<DateTime<Utc>>,
+    permit: OwnedSemaphorePermit,
+) {
+    let first = times.first().copied();
+    let lateness_ms = first.map(|t| (sh.clock.now() - t).num_milliseconds());
+    let span = tracing::info_span!("job_run", job_id = %job.id, scheduled = ?first, lateness_ms);
+    let run = Run {
+        sh: sh.clone(),
+        id: job.id.clone(),
+        store: job.store.clone(),
+        args: match &job.task {
+            TaskRef::Named { args, .. } => args.clone(),
+            _ => Value::Null,
+        },
+        timeout: job.timeout,
+        retry: job.retry,
+        task,
+        executor,
+    };
+    let jitter = job.jitter.filter(|j| !j.is_zero());
+    let fut = async move {
+        let permit = permit;
+        if let Some(j) = jitter {
+            let delay = j.mul_f64(fastrand::f64());
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = run.sh.run_cancel.cancelled() => {}
+            }
+        }
+        for scheduled in times {
+            run.run(scheduled).await;
+        }
+        drop(permit);
+        run.sh.release_instance(&run.store, &run.id);
+    };
+    sh.tracker.spawn(fut.instrument(span));
+}
+
+/// What one submission needs to run its times.
+struct Run {
+    sh: Arc<Shared>,
+    id: sched_core::job::JobId,
+    store: String,
+    args: Value,
+    timeout: Option<Duration>,
+    retry: Option<sched_core::job::RetryPolicy>,
+    task: TaskFn,
+    executor: Executor,
+}
+
+impl Run {
+    /// Runs the task for one scheduled time, with retries, reporting each attempt's end.
+    async fn run(&self, scheduled: DateTime<Utc>) {
+        let max_attempts = self.retry.map_or(1, |r| r.max_attempts.max(1));
+        for attempt in 1..=max_attempts {
+            let (result, duration) = self.attempt(scheduled, attempt).await;
+            let (event, retry) = match result {
+                Ok(value) => (
+                    JobExecutionEvent::executed(
+                        self.id.clone(),
+                        self.store.clone(),
+                        scheduled,
+                        value,
+                        duration,
+                    ),
+                    false,
+                ),
+                Err(failure) => {
+                    tracing::error!(error = %failure, scheduled = %scheduled, attempt, "job run failed");
+                    let retry = attempt < max_attempts
+                        && matches!(
+                            failure.kind,
+                            FailureKind::Error | FailureKind::Panic | FailureKind::Timeout
+                        );
+                    let event = JobExecutionEvent::error(
+                        self.id.clone(),
+                        self.store.clone(),
+                        scheduled,
+                        failure,
+                        Some(duration),
+                    );
+                    (event, retry)
+                }
+            };
+            self.sh.emit(Event::Execution(event.with_attempt(attempt)));
+            if !retry {
+                return;
+            }
+            let wait = self.retry.map(|r| r.backoff(attempt)).unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.sh.run_cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// One attempt: the task under its timeout and the shutdown token.
+    async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Duration) {
+        let cancel = self.sh.run_cancel.child_token();
+        let started = Instant::now();
+        if cancel.is_cancelled() {
+            let failure = JobFailure::new(FailureKind::Cancelled, "cancelled before it started");
+            return (Err(failure), Duration::ZERO);
+        }
+        let ctx = JobContext {
+            job_id: self.id.clone(),
+            store: self.store.clone(),
+            scheduled_run_time: scheduled,
+            attempt,
+            cancel: cancel.clone(),
+            args: self.args.clone(),
+        };
+        let fut = self.task.call(ctx);
+        let timeout = self.timeout;
+        let limit = async {
+            match timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            r = self.executor.run(fut) => r,
+            _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, "cancelled at shutdown")),
+            _ = limit => {
+                cancel.cancel();
+                Err(JobFailure::new(
+                    FailureKind::Timeout,
+                    format!("timed out after {:?}", timeout.unwrap_or_default()),
+                ))
+            }
+        };
+        (result, started.elapsed())
+    }
+}

@@ -1,0 +1,968 @@
+//! The scheduler: its builder, the cloneable handle, job operations and lifecycle.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use chrono::{DateTime, Utc};
+use sched_core::event::{Event, EventKind, EventMask, JobEvent, SchedulerEvent};
+use sched_core::job::{DEFAULT, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger, TaskRef};
+use sched_core::{Trigger, Zone};
+use sched_stores::{BoxJobStore, JobStore, MemoryStore, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::{Clock, SystemClock};
+use crate::events::{EventBus, EventStream, ListenerId};
+use crate::task::{JobContext, TaskFn, local_task_fn};
+use crate::{Executor, SchedulerError, dispatcher};
+
+/// How [`Scheduler::shutdown`] treats runs still going.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ShutdownMode {
+    /// Wait for every run to finish (APScheduler's `wait=True`).
+    #[default]
+    Wait,
+    /// Return at once; runs go on by themselves (APScheduler's `wait=False`).
+    NoWait,
+    /// Fire every run's cancellation token, drop async runs at their next `.await`, and wait
+    /// for what is left (blocking code that does not check its token).
+    Cancel,
+}
+
+/// Where the scheduler is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedulerState {
+    /// Built, not started: jobs added now wait as pending.
+    Stopped,
+    /// Running jobs.
+    Running,
+    /// Started, but not running jobs until resumed.
+    Paused,
+    /// Shut down for good.
+    ShutDown,
+}
+
+/// Builds a [`Scheduler`] (APScheduler's `configure`): stores, executors, job defaults, time
+/// zone and clock.
+///
+/// A store named `default` (a [`MemoryStore`]) and an executor named `default`
+/// ([`Executor::tokio`]) are added unless given.
+#[derive(Debug)]
+#[must_use = "call build() to get the scheduler"]
+pub struct SchedulerBuilder {
+    stores: Vec<(String, BoxJobStore)>,
+    executors: HashMap<String, Executor>,
+    defaults: JobDefaults,
+    zone: Zone,
+    clock: Arc<dyn Clock>,
+    max_backlog: usize,
+    event_capacity: usize,
+}
+
+impl SchedulerBuilder {
+    /// Adds (or replaces) a named job store.
+    pub fn store(mut self, name: impl Into<String>, store: impl JobStore) -> Self {
+        let name = name.into();
+        self.stores.retain(|(n, _)| *n != name);
+        self.stores.push((name, BoxJobStore::new(store)));
+        self
+    }
+
+    /// Adds (or replaces) a named executor.
+    pub fn executor(mut self, name: impl Into<String>, executor: Executor) -> Self {
+        self.executors.insert(name.into(), executor);
+        self
+    }
+
+    /// The options of jobs that do not set their own.
+    pub fn job_defaults(mut self, defaults: JobDefaults) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The zone times are shown in (job tables); default UTC.
+    pub fn zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// Where wall time is read; default [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// At most this many overdue run times are considered per job at once (default 1000);
+    /// the rest of a longer backlog is skipped. See the crate docs on misfires.
+    pub fn max_backlog(mut self, n: usize) -> Self {
+        self.max_backlog = n.max(1);
+        self
+    }
+
+    /// The buffer of event subscriptions (default 1024); see [`EventStream`].
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// The scheduler, stopped. Building needs no runtime; starting does.
+    pub fn build(mut self) -> Scheduler {
+        if !self.stores.iter().any(|(n, _)| n == DEFAULT) {
+            self.stores.insert(
+                0,
+                (DEFAULT.to_owned(), BoxJobStore::new(MemoryStore::new())),
+            );
+        }
+        self.executors
+            .entry(DEFAULT.to_owned())
+            .or_insert_with(Executor::tokio);
+        let (state, _) = watch::channel(SchedulerState::Stopped);
+        let mut tasks = HashMap::new();
+        tasks.insert(
+            crate::COMMAND_TASK.to_owned(),
+            TaskFn::named(crate::command::run_command),
+        );
+        Scheduler {
+            shared: Arc::new(Shared {
+                stores: self.stores,
+                executors: self.executors,
+                defaults: self.defaults,
+                zone: self.zone,
+                clock: self.clock,
+                max_backlog: self.max_backlog,
+                tasks: RwLock::new(tasks),
+                events: EventBus::new(self.event_capacity),
+                state,
+                ops: tokio::sync::Mutex::new(()),
+                wake: Notify::new(),
+                pending: Mutex::new(Vec::new()),
+                instances: Mutex::new(HashMap::new()),
+                tracker: TaskTracker::new(),
+                run_cancel: CancellationToken::new(),
+                stop: CancellationToken::new(),
+                done: CancellationToken::new(),
+                dispatcher: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+/// A job scheduler on tokio: APScheduler's operations, without a polling tick.
+///
+/// `Scheduler` is a handle: clone it freely and use it from any task (it is `Send + Sync`).
+/// See the [crate docs](crate) for an example and for the execution semantics.
+///
+/// Stores and executors are fixed when the scheduler is built; `start` reports each with a
+/// `JobstoreAdded` / `ExecutorAdded` event. Once started, the scheduler runs until
+/// [`shutdown`](Scheduler::shutdown): dropping every handle does not stop it.
+#[derive(Clone)]
+pub struct Scheduler {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("state", &self.state())
+            .field(
+                "stores",
+                &self
+                    .shared
+                    .stores
+                    .iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A job's key in the `max_instances` table: its store and id.
+type InstanceKey = (String, JobId);
+
+pub(crate) struct Pending {
+    job: Job,
+    replace_existing: bool,
+    explicit_next: bool,
+}
+
+/// Everything the handles and the dispatcher share.
+pub(crate) struct Shared {
+    pub(crate) stores: Vec<(String, BoxJobStore)>,
+    pub(crate) executors: HashMap<String, Executor>,
+    pub(crate) defaults: JobDefaults,
+    pub(crate) zone: Zone,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) max_backlog: usize,
+    pub(crate) tasks: RwLock<HashMap<String, TaskFn>>,
+    pub(crate) events: EventBus,
+    pub(crate) state: watch::Sender<SchedulerState>,
+    /// Serializes job writes: handle operations and the dispatcher's processing of a batch
+    /// hold it across their store calls, so neither overwrites the other's change.
+    pub(crate) ops: tokio::sync::Mutex<()>,
+    /// Wakes the dispatcher after any change to the schedule.
+    pub(crate) wake: Notify,
+    pending: Mutex<Vec<Pending>>,
+    /// `max_instances` semaphores of jobs with runs going, by (store, id), with their size.
+    instances: Mutex<HashMap<InstanceKey, (Arc<Semaphore>, u32)>>,
+    pub(crate) tracker: TaskTracker,
+    /// Cancels running jobs ([`ShutdownMode::Cancel`]); each run's token is a child.
+    pub(crate) run_cancel: CancellationToken,
+    /// Stops the dispatcher.
+    pub(crate) stop: CancellationToken,
+    /// Fired when `shutdown` has finished (for `run`).
+    done: CancellationToken,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, event: Event) {
+        self.events.emit(event);
+    }
+
+    pub(crate) fn state(&self) -> SchedulerState {
+        *self.state.borrow()
+    }
+
+    pub(crate) fn store(&self, name: &str) -> Option<&BoxJobStore> {
+        self.stores.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    /// The task a job runs, or why it cannot run.
+    pub(crate) fn resolve_task(&self, task: &TaskRef) -> Result<TaskFn, String> {
+        match task {
+            TaskRef::Named { name, .. } => self
+                .tasks
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("task {name:?} is not registered")),
+            TaskRef::Local(local) => local_task_fn(local)
+                .ok_or_else(|| format!("closure {} was not made by this runtime", local.label())),
+            _ => Err("unsupported task kind".to_owned()),
+        }
+    }
+
+    /// Takes a `max_instances` permit for a run of `job`, if one is free.
+    pub(crate) fn try_acquire_instance(&self, job: &Job) -> Option<OwnedSemaphorePermit> {
+        let mut map = self
+            .instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (job.store.clone(), job.id.clone());
+        let max = job.max_instances.max(1);
+        let entry = map
+            .entry(key)
+            .or_insert_with(|| (Arc::new(Semaphore::new(max as usize)), max));
+        // A changed limit applies once no run of the old one is going.
+        if entry.1 != max && entry.0.available_permits() == entry.1 as usize {
+            *entry = (Arc::new(Semaphore::new(max as usize)), max);
+        }
+        entry.0.clone().try_acquire_owned().ok()
+    }
+
+    /// Forgets a job's semaphore once no run holds a permit of it.
+    pub(crate) fn release_instance(&self, store: &str, id: &JobId) {
+        let mut map = self
+            .instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (store.to_owned(), id.clone());
+        if let Some((sem, max)) = map.get(&key)
+            && sem.available_permits() == *max as usize
+        {
+            map.remove(&key);
+        }
+    }
+
+    /// Finds a job in any store: its store's name and the job.
+    async fn find(&self, id: &JobId) -> Result<Option<(String, Job)>, SchedulerError> {
+        for (name, store) in &self.stores {
+            if let Some(job) = store
+                .lookup_job(id)
+                .await
+                .map_err(|e| SchedulerError::store(name, e))?
+            {
+                return Ok(Some((name.clone(), job)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn random_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+impl Scheduler {
+    /// A builder with the defaults: a memory store and a tokio executor named `default`,
+    /// APScheduler 3's job defaults, UTC, the system clock.
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder {
+            stores: Vec::new(),
+            executors: HashMap::new(),
+            defaults: JobDefaults::default(),
+            zone: Zone::UTC,
+            clock: Arc::new(SystemClock),
+            max_backlog: 1000,
+            event_capacity: 1024,
+        }
+    }
+
+    /// Where the scheduler is in its life.
+    pub fn state(&self) -> SchedulerState {
+        self.shared.state()
+    }
+
+    /// The wall time of the scheduler's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.shared.clock.now()
+    }
+
+    /// The zone times are shown in.
+    pub fn zone(&self) -> Zone {
+        self.shared.zone
+    }
+
+    /// Registers an async function as a task under `name`, so jobs (persistent ones
+    /// included) can name it. It gets the run's [`JobContext`] and the job's arguments
+    /// deserialized into `A`; arguments that do not deserialize make a job error event.
+    /// Registering a name again replaces the function.
+    ///
+    /// ```
+    /// use sched_runtime::{JobContext, Scheduler};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Report { to: String }
+    ///
+    /// let scheduler = Scheduler::builder().build();
+    /// scheduler.register_task("send_report", |_ctx: JobContext, args: Report| async move {
+    ///     Ok::<_, std::io::Error>(format!("sent to {}", args.to))
+    /// });
+    /// ```
+    pub fn register_task<F, Fut, A, R, E>(&self, name: impl Into<String>, f: F)
+    where
+        F: Fn(JobContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        E: fmt::Display + 'static,
+    {
+        self.shared
+            .tasks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.into(), TaskFn::named(f));
+    }
+
+    /// Calls `listener` with every event whose kind is in `mask`, in the task that emits it
+    /// (keep it quick; it must not block). A panicking listener is logged and ignored.
+    pub fn add_listener(
+        &self,
+        mask: impl Into<EventMask>,
+        listener: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.shared
+            .events
+            .add_listener(mask.into(), Arc::new(listener))
+    }
+
+    /// Removes a listener; `false` when it was not there.
+    pub fn remove_listener(&self, id: ListenerId) -> bool {
+        self.shared.events.remove_listener(id)
+    }
+
+    /// The events whose kind is in `mask`, as an async stream (see [`EventStream`] for what
+    /// happens to a subscriber that falls behind).
+    pub fn subscribe(&self, mask: impl Into<EventMask>) -> EventStream {
+        self.shared.events.subscribe(mask.into())
+    }
+
+    /// Adds a job and returns its id.
+    ///
+    /// Options the spec leaves unset come from the job defaults. The first run time is the
+    /// spec's, else the trigger's first fire time after now. Before the scheduler starts the
+    /// job waits as pending, and its first run time is computed at start.
+    ///
+    /// # Errors
+    /// [`UnknownStore`](SchedulerError::UnknownStore),
+    /// [`UnknownExecutor`](SchedulerError::UnknownExecutor),
+    /// [`UnknownTask`](SchedulerError::UnknownTask) (a named task not registered),
+    /// [`NotPersistable`](SchedulerError::NotPersistable) (a closure or trigger object for a
+    /// persistent store), [`JobExists`](SchedulerError::JobExists) (the id is taken and
+    /// `replace_existing` is not set), [`Store`](SchedulerError::Store), or
+    /// [`ShutDown`](SchedulerError::ShutDown).
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it completes may leave the job added or not.
+    pub async fn add_job(&self, spec: JobSpec) -> Result<JobId, SchedulerError> {
+        let sh = &self.shared;
+        let replace = spec.is_replace_existing();
+        let explicit_next = spec.explicit_next_run_time().is_some();
+        let job = spec.into_job(&sh.defaults, &random_id());
+        let Some(store) = sh.store(&job.store) else {
+            return Err(SchedulerError::UnknownStore(job.store));
+        };
+        if !sh.executors.contains_key(&job.executor) {
+            return Err(SchedulerError::UnknownExecutor(job.executor));
+        }
+        sh.resolve_task(&job.task).map_err(|_| {
+            SchedulerError::UnknownTask(job.task.name().unwrap_or_default().to_owned())
+        })?;
+        if store.is_persistent() {
+            job.to_stored()?;
+        }
+        let id = job.id.clone();
+        let _ops = sh.ops.lock().await;
+        match sh.state() {
+            SchedulerState::ShutDown => return Err(SchedulerError::ShutDown),
+            SchedulerState::Stopped => {
+                let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(i) = pending.iter().position(|p| p.job.id == id) {
+                    if !replace {
+                        return Err(SchedulerError::JobExists {
+                            id,
+                            store: pending[i].job.store.clone(),
+                        });
+                    }
+                    pending.remove(i);
+                }
+                pending.push(Pending {
+                    job,
+                    replace_existing: replace,
+                    explicit_next,
+                });
+                return Ok(id);
+            }
+            SchedulerState::Running | SchedulerState::Paused => {}
+        }
+        self.write_new_job(job, replace, explicit_next).await?;
+        Ok(id)
+    }
+
+    /// Computes the first run time when needed and writes a new job (ops lock held).
+    async fn write_new_job(
+        &self,
+        mut job: Job,
+        replace: bool,
+        explicit_next: bool,
+    ) -> Result<(), SchedulerError> {
+        let sh = &self.shared;
+        if !explicit_next {
+            job.next_run_time = job.trigger.next_fire_time(None, sh.clock.now());
+        }
+        let store_name = job.store.clone();
+        let store = sh
+            .store(&store_name)
+            .ok_or_else(|| SchedulerError::UnknownStore(store_name.clone()))?;
+        let id = job.id.clone();
+        match store.add_job(job.clone()).await {
+            Ok(()) => {}
+            Err(e) if e.is_conflict() && replace => store
+                .update_job(job)
+                .await
+                .map_err(|e| SchedulerError::store(&store_name, e))?,
+            Err(e) if e.is_conflict() => {
+                return Err(SchedulerError::JobExists {
+                    id,
+                    store: store_name,
+                });
+            }
+            Err(e) => return Err(SchedulerError::store(&store_name, e)),
+        }
+        sh.emit(Event::Job(JobEvent::new(
+            EventKind::JobAdded,
+            id,
+            store_name,
+        )));
+        sh.wake.notify_one();
+        Ok(())
+    }
+
+    /// The job with this id (pending jobs included), from whichever store holds it.
+    ///
+    /// # Errors
+    /// [`Store`](SchedulerError::Store) when a store cannot be read.
+    pub async fn get_job(&self, id: &JobId) -> Result<Option<Job>, SchedulerError> {
+        if let Some(p) = self.pending_job(id) {
+            return Ok(Some(p));
+        }
+        Ok(self.shared.find(id).await?.map(|(_, job)| job))
+    }
+
+    fn pending_job(&self, id: &JobId) -> Option<Job> {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|p| p.job.id == *id)
+            .map(|p| p.job.clone())
+    }
+
+    /// Every job: pending ones first, then each store's in its order (by next run time,
+    /// paused last).
+    ///
+    /// # Errors
+    /// [`Store`](SchedulerError::Store) when a store cannot be read.
+    pub async fn get_jobs(&self) -> Result<Vec<Job>, SchedulerError> {
+        let mut jobs: Vec<Job> = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|p| p.job.clone())
+            .collect();
+        for (name, store) in &self.shared.stores {
+            jobs.extend(
+                store
+                    .all_jobs()
+                    .await
+                    .map_err(|e| SchedulerError::store(name, e))?,
+            );
+        }
+        Ok(jobs)
+    }
+
+    /// A table of the jobs per store, like APScheduler's `print_jobs`:
+    ///
+    /// ```text
+    /// Pending jobs:
+    ///     No pending jobs
+    /// Jobstore default:
+    ///     report (trigger: {"type":"cron",...}, next run at: 2026-03-30T09:00:00+02:00)
+    ///     cleanup (trigger: ..., paused)
+    /// ```
+    ///
+    /// # Errors
+    /// [`Store`](SchedulerError::Store) when a store cannot be read.
+    pub async fn job_table(&self) -> Result<String, SchedulerError> {
+        let zone = self.shared.zone;
+        let line = |out: &mut String, job: &Job| {
+            let when = match job.next_run_time {
+                Some(t) => format!("next run at: {}", zone.format(t)),
+                None => "paused".to_owned(),
+            };
+            let _ = writeln!(out, "    {} (trigger: {}, {when})", job.name, job.trigger);
+        };
+        let mut out = String::new();
+        if self.state() == SchedulerState::Stopped {
+            out.push_str("Pending jobs:\n");
+            let pending: Vec<Job> = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|p| p.job.clone())
+                .collect();
+            if pending.is_empty() {
+                out.push_str("    No pending jobs\n");
+            }
+            for job in &pending {
+                line(&mut out, job);
+            }
+        }
+        for (name, store) in &self.shared.stores {
+            let jobs = store
+                .all_jobs()
+                .await
+                .map_err(|e| SchedulerError::store(name, e))?;
+            let _ = writeln!(out, "Jobstore {name}:");
+            if jobs.is_empty() {
+                out.push_str("    No scheduled jobs\n");
+            }
+            for job in &jobs {
+                line(&mut out, job);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Changes a job's options.
+    ///
+    /// # Errors
+    /// [`JobNotFound`](SchedulerError::JobNotFound),
+    /// [`UnknownExecutor`](SchedulerError::UnknownExecutor), [`Store`](SchedulerError::Store).
+    pub async fn modify_job(&self, id: &JobId, changes: JobChanges) -> Result<Job, SchedulerError> {
+        if let Some(e) = changes.executor_ref()
+            && !self.shared.executors.contains_key(e)
+        {
+            return Err(SchedulerError::UnknownExecutor(e.to_owned()));
+        }
+        let sets_next = changes.explicit_next_run_time().is_some();
+        self.update_with(id, sets_next, |job, _| {
+            changes.apply(job);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Gives a job a new trigger; its next run time becomes the trigger's first fire time
+    /// after now (none: the job is paused).
+    ///
+    /// # Errors
+    /// As [`modify_job`](Scheduler::modify_job), plus
+    /// [`NotPersistable`](SchedulerError::NotPersistable) for a trigger object in a
+    /// persistent store.
+    pub async fn reschedule_job(
+        &self,
+        id: &JobId,
+        trigger: impl Into<JobTrigger>,
+    ) -> Result<Job, SchedulerError> {
+        let trigger = trigger.into();
+        self.update_with(id, true, move |job, now| {
+            job.trigger = trigger;
+            job.next_run_time = job.trigger.next_fire_time(None, now);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Pauses a job: it keeps its trigger, but has no next run time until resumed.
+    ///
+    /// # Errors
+    /// As [`modify_job`](Scheduler::modify_job).
+    pub async fn pause_job(&self, id: &JobId) -> Result<Job, SchedulerError> {
+        self.update_with(id, true, |job, _| {
+            job.next_run_time = None;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Resumes a paused job from the trigger's first fire time after now. A trigger with no
+    /// more fire times removes the job (as APScheduler does); `None` is returned then.
+    ///
+    /// # Errors
+    /// As [`modify_job`](Scheduler::modify_job).
+    pub async fn resume_job(&self, id: &JobId) -> Result<Option<Job>, SchedulerError> {
+        let now = self.now();
+        let job = self.get_job(id).await?;
+        if let Some(job) = &job
+            && job.trigger.next_fire_time(None, now).is_none()
+        {
+            self.remove_job(id).await?;
+            return Ok(None);
+        }
+        self.update_with(id, true, |job, now| {
+            job.next_run_time = job.trigger.next_fire_time(None, now);
+            Ok(())
+        })
+        .await
+        .map(Some)
+    }
+
+    /// Looks a job up (pending or stored), changes it, writes it back, emits `JobModified`
+    /// and wakes the dispatcher; all under the ops lock. `sets_next`: the change decides the
+    /// next run time (for a pending job, it is then not computed at start).
+    async fn update_with(
+        &self,
+        id: &JobId,
+        sets_next: bool,
+        change: impl FnOnce(&mut Job, DateTime<Utc>) -> Result<(), SchedulerError>,
+    ) -> Result<Job, SchedulerError> {
+        let sh = &self.shared;
+        let _ops = sh.ops.lock().await;
+        let now = sh.clock.now();
+        {
+            let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(p) = pending.iter_mut().find(|p| p.job.id == *id) {
+                change(&mut p.job, now)?;
+                p.explicit_next |= sets_next;
+                return Ok(p.job.clone());
+            }
+        }
+        let Some((store_name, mut job)) = sh.find(id).await? else {
+            return Err(SchedulerError::JobNotFound { id: id.clone() });
+        };
+        change(&mut job, now)?;
+        let store = sh
+            .store(&store_name)
+            .ok_or_else(|| SchedulerError::UnknownStore(store_name.clone()))?;
+        if store.is_persistent() {
+            job.to_stored()?;
+        }
+        store
+            .update_job(job.clone())
+            .await
+            .map_err(|e| SchedulerError::store(&store_name, e))?;
+        sh.emit(Event::Job(JobEvent::new(
+            EventKind::JobModified,
+            id.clone(),
+            store_name,
+        )));
+        sh.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Removes a job. Runs already going finish.
+    ///
+    /// # Errors
+    /// [`JobNotFound`](SchedulerError::JobNotFound), [`Store`](SchedulerError::Store).
+    pub async fn remove_job(&self, id: &JobId) -> Result<(), SchedulerError> {
+        let sh = &self.shared;
+        let _ops = sh.ops.lock().await;
+        {
+            let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = pending.iter().position(|p| p.job.id == *id) {
+                pending.remove(i);
+                return Ok(());
+            }
+        }
+        let Some((store_name, _)) = sh.find(id).await? else {
+            return Err(SchedulerError::JobNotFound { id: id.clone() });
+        };
+        if let Some(store) = sh.store(&store_name) {
+            match store.remove_job(id).await {
+                Ok(()) => {}
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(SchedulerError::JobNotFound { id: id.clone() });
+                }
+                Err(e) => return Err(SchedulerError::store(&store_name, e)),
+            }
+        }
+        sh.emit(Event::Job(JobEvent::new(
+            EventKind::JobRemoved,
+            id.clone(),
+            store_name,
+        )));
+        sh.wake.notify_one();
+        Ok(())
+    }
+
+    /// Removes every job, from every store (`store: None`) or from one, and pending ones.
+    ///
+    /// # Errors
+    /// [`UnknownStore`](SchedulerError::UnknownStore), [`Store`](SchedulerError::Store).
+    pub async fn remove_all_jobs(&self, store: Option<&str>) -> Result<(), SchedulerError> {
+        let sh = &self.shared;
+        if let Some(name) = store
+            && sh.store(name).is_none()
+        {
+            return Err(SchedulerError::UnknownStore(name.to_owned()));
+        }
+        let _ops = sh.ops.lock().await;
+        sh.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| store.is_some_and(|s| p.job.store != s));
+        for (name, st) in &sh.stores {
+            if store.is_none_or(|s| s == name) {
+                st.remove_all_jobs()
+                    .await
+                    .map_err(|e| SchedulerError::store(name, e))?;
+            }
+        }
+        sh.emit(Event::Scheduler(SchedulerEvent::new(
+            EventKind::AllJobsRemoved,
+            store.map(str::to_owned),
+        )));
+        sh.wake.notify_one();
+        Ok(())
+    }
+
+    /// Runs a job once now, outside its schedule (which is left as it is). The run counts
+    /// against `max_instances`. Returns once the run is submitted.
+    ///
+    /// # Errors
+    /// [`NotRunning`](SchedulerError::NotRunning) before start or after shutdown,
+    /// [`JobNotFound`](SchedulerError::JobNotFound),
+    /// [`MaxInstances`](SchedulerError::MaxInstances) (also reported as an event),
+    /// [`Store`](SchedulerError::Store).
+    pub async fn run_job_now(&self, id: &JobId) -> Result<(), SchedulerError> {
+        let sh = &self.shared;
+        if !matches!(sh.state(), SchedulerState::Running | SchedulerState::Paused) {
+            return Err(SchedulerError::NotRunning);
+        }
+        let Some((_, job)) = sh.find(id).await? else {
+            return Err(SchedulerError::JobNotFound { id: id.clone() });
+        };
+        let now = sh.clock.now();
+        if !dispatcher::submit(&self.shared, &job, &[now]) {
+            return Err(SchedulerError::MaxInstances {
+                id: id.clone(),
+                max: job.max_instances,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts processing jobs: pending jobs are written to their stores (their first run
+    /// time computed now), and the dispatcher task is spawned on the current runtime.
+    ///
+    /// # Errors
+    /// [`AlreadyRunning`](SchedulerError::AlreadyRunning),
+    /// [`ShutDown`](SchedulerError::ShutDown), [`NoRuntime`](SchedulerError::NoRuntime), or
+    /// the first error adding a pending job (the others stay pending).
+    pub async fn start(&self) -> Result<(), SchedulerError> {
+        self.start_in(SchedulerState::Running).await
+    }
+
+    /// Starts the scheduler paused: jobs can be added and are stored, but nothing runs until
+    /// [`resume`](Scheduler::resume).
+    ///
+    /// # Errors
+    /// As [`start`](Scheduler::start).
+    pub async fn start_paused(&self) -> Result<(), SchedulerError> {
+        self.start_in(SchedulerState::Paused).await
+    }
+
+    async fn start_in(&self, target: SchedulerState) -> Result<(), SchedulerError> {
+        let sh = &self.shared;
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| SchedulerError::NoRuntime)?;
+        {
+            let _ops = sh.ops.lock().await;
+            match sh.state() {
+                SchedulerState::Stopped => {}
+                SchedulerState::ShutDown => return Err(SchedulerError::ShutDown),
+                _ => return Err(SchedulerError::AlreadyRunning),
+            }
+            let pending =
+                std::mem::take(&mut *sh.pending.lock().unwrap_or_else(PoisonError::into_inner));
+            let mut rest = pending.into_iter();
+            while let Some(p) = rest.next() {
+                let job = p.job.clone();
+                if let Err(e) = self
+                    .write_new_job(job, p.replace_existing, p.explicit_next)
+                    .await
+                {
+                    let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                    pending.push(p);
+                    pending.extend(rest);
+                    return Err(e);
+                }
+            }
+            sh.state.send_replace(target);
+        }
+        for (name, _) in &sh.stores {
+            sh.emit(Event::Scheduler(SchedulerEvent::new(
+                EventKind::JobstoreAdded,
+                Some(name.clone()),
+            )));
+        }
+        let mut executors: Vec<&String> = sh.executors.keys().collect();
+        executors.sort();
+        for name in executors {
+            sh.emit(Event::Scheduler(SchedulerEvent::new(
+                EventKind::ExecutorAdded,
+                Some(name.clone()),
+            )));
+        }
+        let handle = runtime.spawn(dispatcher::run(self.shared.clone()));
+        *sh.dispatcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        sh.emit(Event::Scheduler(SchedulerEvent::new(
+            EventKind::SchedulerStarted,
+            None,
+        )));
+        Ok(())
+    }
+
+    /// Stops running jobs until [`resume`](Scheduler::resume); runs going on finish. Runs
+    /// that come due meanwhile are handled on resume by the misfire and coalescing rules.
+    ///
+    /// # Errors
+    /// [`NotRunning`](SchedulerError::NotRunning) unless running.
+    pub fn pause(&self) -> Result<(), SchedulerError> {
+        self.transition(SchedulerState::Running, SchedulerState::Paused)?;
+        self.shared.emit(Event::Scheduler(SchedulerEvent::new(
+            EventKind::SchedulerPaused,
+            None,
+        )));
+        Ok(())
+    }
+
+    /// Resumes a paused scheduler.
+    ///
+    /// # Errors
+    /// [`NotRunning`](SchedulerError::NotRunning) unless paused.
+    pub fn resume(&self) -> Result<(), SchedulerError> {
+        self.transition(SchedulerState::Paused, SchedulerState::Running)?;
+        self.shared.wake.notify_one();
+        self.shared.emit(Event::Scheduler(SchedulerEvent::new(
+            EventKind::SchedulerResumed,
+            None,
+        )));
+        Ok(())
+    }
+
+    fn transition(&self, from: SchedulerState, to: SchedulerState) -> Result<(), SchedulerError> {
+        let mut ok = false;
+        self.shared.state.send_if_modified(|s| {
+            ok = *s == from;
+            if ok {
+                *s = to;
+            }
+            ok
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(SchedulerError::NotRunning)
+        }
+    }
+
+    /// Shuts the scheduler down: stops the dispatcher, then treats running jobs as `mode`
+    /// says. A shut-down scheduler cannot start again. Calling it twice is harmless.
+    ///
+    /// # Cancel safety
+    /// Dropping the future after the first poll leaves the scheduler shut down; only the
+    /// waiting for runs is abandoned.
+    pub async fn shutdown(&self, mode: ShutdownMode) {
+        let sh = &self.shared;
+        let previous = sh.state.send_replace(SchedulerState::ShutDown);
+        if previous == SchedulerState::ShutDown {
+            return;
+        }
+        sh.stop.cancel();
+        let handle = sh
+            .dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            // The dispatcher only ends by the stop token; a join error means it panicked,
+            // which its own loop already logs.
+            let _ = handle.await;
+        }
+        sh.tracker.close();
+        match mode {
+            ShutdownMode::NoWait => {}
+            ShutdownMode::Wait => sh.tracker.wait().await,
+            ShutdownMode::Cancel => {
+                sh.run_cancel.cancel();
+                sh.tracker.wait().await;
+            }
+        }
+        sh.emit(Event::Scheduler(SchedulerEvent::new(
+            EventKind::SchedulerShutdown,
+            None,
+        )));
+        sh.done.cancel();
+    }
+
+    /// Starts the scheduler and waits until it is shut down (from another task, through a
+    /// clone of this handle): for programs whose main loop is the scheduler.
+    ///
+    /// # Errors
+    /// As [`start`](Scheduler::start).
+    pub async fn run(&self) -> Result<(), SchedulerError> {
+        self.start().await?;
+        self.shared.done.cancelled().await;
+        Ok(())
+    }
+
+    /// How many runs are going on now.
+    pub fn running_jobs(&self) -> usize {
+        self.shared.tracker.len()
+    }
+}
