@@ -42,13 +42,16 @@ pub(crate) struct Anchor {
 }
 
 impl Anchor {
-    /// `lead` from now.
+    /// About `lead` from now, on a whole microsecond of wall time: the interval trigger
+    /// counts in whole microseconds, so a t0 between two would move every fire after the
+    /// first by the fraction and blur the window's edges.
     pub(crate) fn after(lead: Duration) -> Anchor {
         let instant = Instant::now();
-        let wall = Utc::now();
+        let wall = Utc::now() + TimeDelta::from_std(lead).unwrap_or(TimeDelta::MAX);
+        let fraction = Duration::from_nanos(u64::from(wall.timestamp_subsec_nanos() % 1000));
         Anchor {
-            instant: instant + lead,
-            wall: wall + TimeDelta::from_std(lead).unwrap_or(TimeDelta::MAX),
+            instant: instant + lead.saturating_sub(fraction),
+            wall: wall - TimeDelta::from_std(fraction).unwrap_or_default(),
         }
     }
 }

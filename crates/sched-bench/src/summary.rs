@@ -122,6 +122,14 @@ fn show(x: Option<f64>) -> String {
     }
 }
 
+/// Like [`show`], but a delivery short of 100% keeps its decimals (99.995, not 100.0).
+fn show_figure(key: &str, x: Option<f64>) -> String {
+    match x {
+        Some(p) if key == DELIVERED && p != 100.0 => format!("{p:.3}"),
+        _ => show(x),
+    }
+}
+
 fn target_text(t: Target) -> String {
     match t {
         Target::Info => String::new(),
@@ -227,8 +235,8 @@ pub(crate) fn table(all: &[Value], workloads: &[(Workload, Params)], repetitions
                 "{:<22} {:<28} {:>11} {:>11} {:>8}  {:<16} {}",
                 title,
                 f.label,
-                show(mb),
-                show(ms),
+                show_figure(f.key, mb),
+                show_figure(f.key, ms),
                 ratio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
                 target_text(f.target),
                 verdict
