@@ -68,7 +68,7 @@ struct Cli {
     d: Option<f64>,
 
     /// Seconds from the start of the adds to t0 (the first fire, W5's instant T)
-    /// [default: 1 s + 10 us per job; W5 2 s + 10 us per job].
+    /// [default: 1 s + 20 us per job; W5 2 s + 20 us per job].
     #[arg(long)]
     lead: Option<f64>,
 

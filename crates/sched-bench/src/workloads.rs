@@ -115,7 +115,7 @@ fn lateness(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String,
     sleep_until(start);
     let u0 = Usage::now();
     sleep_until(start + p.d);
-    let (cpu, _) = Usage::now().since(&u0);
+    let (cpu, switches) = Usage::now().since(&u0);
     let expected_n = usize::try_from(expected).unwrap_or(usize::MAX);
     wait_for(
         &rec,
@@ -136,6 +136,7 @@ fn lateness(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String,
         "late_p99_ms": percentile_ms(&late, 99.0),
         "late_max_ms": percentile_ms(&late, 100.0),
         "cpu_s": cpu,
+        "voluntary_switches": switches,
         "setup_s": took.as_secs_f64(),
         "setup_overran": overran,
     }))
