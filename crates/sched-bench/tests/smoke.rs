@@ -22,7 +22,7 @@ fn fields(workload: &str) -> &'static [&'static str] {
             "rss_bytes_per_job",
             "peak_rss_bytes_per_job",
         ],
-        "w3" => &["cpu_s", "voluntary_switches", "voluntary_switches_per_s"],
+        "w3" => &["cpu_s", "voluntary_switches", "wakeups", "wakeups_per_min"],
         "w5" => &[
             "first_start_ms",
             "last_start_ms",
