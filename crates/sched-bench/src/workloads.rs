@@ -155,7 +155,7 @@ fn idle(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Val
     let u0 = Usage::now();
     let end = Instant::now() + p.d;
     let mut last = u0;
-    let mut wakeups = 0u64;
+    let mut wakeups = Vec::new();
     while let Some(left) = end
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
@@ -163,7 +163,10 @@ fn idle(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Val
         std::thread::sleep(left.min(Duration::from_secs(1)));
         let u = Usage::now();
         if u.voluntary_switches > last.voluntary_switches {
-            wakeups += 1;
+            // Which second of the window (1-based), and how many switches in it.
+            let second = (p.d - left).as_secs() + 1;
+            let switches = u64::try_from(u.voluntary_switches - last.voluntary_switches);
+            wakeups.push([second, switches.unwrap_or(0)]);
         }
         last = u;
     }
@@ -177,8 +180,9 @@ fn idle(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Val
         "voluntary_switches": switches,
         "voluntary_switches_per_s": switches as f64 * per_min / 60.0,
         "voluntary_switches_per_min": switches as f64 * per_min,
-        "wakeups": wakeups,
-        "wakeups_per_min": wakeups as f64 * per_min,
+        "wakeups": wakeups.len(),
+        "wakeups_per_min": wakeups.len() as f64 * per_min,
+        "wakeup_seconds": wakeups,
         "fires": rec.fires(),
         "setup_s": took.as_secs_f64(),
     }))
