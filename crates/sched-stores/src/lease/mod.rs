@@ -28,14 +28,17 @@
 //! node runs only the fires it created. A node that crashes after creating a fire and before
 //! its body finished leaves that fire created and not finished: it is not run again, so its
 //! side effects happened at most once — or not at all, or partly. A job that must not lose
-//! such a fire records its progress under the idempotency key. Slots that fall while a
-//! crashed node held a claim are taken over when its lease expires (at most one lease
-//! after its last renewal) and then follow the job's misfire and coalescing policy from the
-//! *stored* next run time.
+//! such a fire records its progress under the idempotency key. A crashed node's claims are
+//! taken over when their lease ends (at most one lease after its last renewal); the node
+//! that takes a job over gets it as stored, so the missed slots are computed (with the
+//! job's misfire and coalescing policy) from the *stored* next run time. A claim is held
+//! only from [`claim_due`](LeaseStore::claim_due) to [`commit_fires`]; the run itself is
+//! tracked by its fire record.
 //!
 //! What is **not** yet enforced here: max_instances across nodes (fires record their start
 //! and finish, but nothing counts running fires before creating a new one), pruning of old
-//! fire records, a registry of nodes, and change notifications.
+//! fire records and of the lease records of removed jobs, a registry of nodes, and change
+//! notifications. The scheduler runtime does not use this trait yet; see `docs/cluster.md`.
 //!
 //! [`commit_fires`]: LeaseStore::commit_fires
 //! [`renew`]: LeaseStore::renew
