@@ -191,6 +191,7 @@ pub(crate) fn from_micros(micros: i64) -> DateTime<Utc> {
 }
 
 /// A lease length in whole microseconds, at least one.
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
 pub(crate) fn lease_micros(lease: Duration) -> i64 {
     i64::try_from(lease.as_micros()).unwrap_or(i64::MAX).max(1)
 }
