@@ -464,10 +464,14 @@ mod my {
             if held.is_none() {
                 return Ok(Commit::Lost);
             }
+            // Not `INSERT IGNORE`: it would also turn a deadlock, which rolls the whole
+            // transaction back, into a warning, and the writes below would then run on
+            // their own, advancing the job without its fire. A duplicate key fails only
+            // its statement; that slot was created before.
             let mut created = Vec::new();
             for slot in slot_micros(slots) {
-                let done = sqlx::query(AssertSqlSafe(format!(
-                    "INSERT IGNORE INTO {fires} (job_id, slot_us, node, epoch, created_us) \
+                let inserted = sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {fires} (job_id, slot_us, node, epoch, created_us) \
                      VALUES (?, ?, ?, ?, {NOW})"
                 )))
                 .bind(id)
@@ -475,10 +479,12 @@ mod my {
                 .bind(node)
                 .bind(epoch)
                 .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-                if done.rows_affected() > 0 {
-                    created.push(slot);
+                .await;
+                match inserted {
+                    Ok(_) => created.push(slot),
+                    Err(sqlx::Error::Database(db))
+                        if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {}
+                    Err(e) => return Err(err(e)),
                 }
             }
             sqlx::query(AssertSqlSafe(format!(
