@@ -464,10 +464,10 @@ mod my {
             if held.is_none() {
                 return Ok(Commit::Lost);
             }
-            // Not `INSERT IGNORE`: it would also turn a deadlock, which rolls the whole
-            // transaction back, into a warning, and the writes below would then run on
-            // their own, advancing the job without its fire. A duplicate key fails only
-            // its statement; that slot was created before.
+            // Not `INSERT IGNORE`: its downgrading of errors to warnings must never hide a
+            // deadlock (after which InnoDB has rolled the transaction back, so the writes
+            // below would run on their own, advancing the job without its fire). A
+            // duplicate key fails only its statement; that slot was created before.
             let mut created = Vec::new();
             for slot in slot_micros(slots) {
                 let inserted = sqlx::query(AssertSqlSafe(format!(
