@@ -44,6 +44,13 @@ impl JobContext {
         self.scheduled_run_time
     }
 
+    /// The fire's identity as text, `"<job id>@<scheduled time in µs since the epoch>"`
+    /// ([`FireId::idempotency_key`](sched_stores::FireId::idempotency_key)): the same for
+    /// every attempt and on every node, for a task to make its side effects idempotent.
+    pub fn idempotency_key(&self) -> String {
+        sched_stores::FireId::new(self.job_id.clone(), self.scheduled_run_time).idempotency_key()
+    }
+
     /// Which attempt this is, starting at 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
@@ -214,5 +221,24 @@ impl Future for CatchUnwind {
                 panic_message(&*payload),
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idempotency_key_is_the_fire_identity() {
+        let scheduled = DateTime::from_timestamp_micros(1_795_500_000_123_456).unwrap();
+        let ctx = JobContext {
+            job_id: JobId::new("report").unwrap(),
+            store: "default".to_owned(),
+            scheduled_run_time: scheduled,
+            attempt: 2,
+            cancel: CancellationToken::new(),
+            args: Value::Null,
+        };
+        assert_eq!(ctx.idempotency_key(), "report@1795500000123456");
     }
 }

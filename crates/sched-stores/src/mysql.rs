@@ -123,6 +123,12 @@ impl MySqlStore {
         &self.engine.backend.pool
     }
 
+    /// The pool, table names and codec, for the lease capability (`crate::lease::sql`).
+    pub(crate) fn lease_parts(&self) -> (&MySqlPool, &Names, &std::sync::Arc<dyn crate::JobCodec>) {
+        let b = &self.engine.backend;
+        (&b.pool, &b.names, &self.engine.codec)
+    }
+
     /// The quoted, qualified name of the jobs table.
     pub fn jobs_table(&self) -> &str {
         &self.engine.backend.names.jobs

@@ -275,6 +275,16 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// The connection, key prefix, codec and the keys of the jobs, run times and
+    /// quarantine, for the lease capability (`crate::lease`).
+    pub(crate) fn lease_parts(&self) -> (ConnectionManager, &Arc<dyn JobCodec>, [&str; 3]) {
+        (
+            self.conn.clone(),
+            &self.codec,
+            [&self.keys.jobs, &self.keys.run_times, &self.keys.quarantine],
+        )
+    }
+
     /// The name of the hash of job records.
     pub fn jobs_key(&self) -> &str {
         &self.keys.jobs

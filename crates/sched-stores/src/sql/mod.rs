@@ -318,11 +318,18 @@ pub(crate) fn migrations(d: Dialect, n: &Names) -> Vec<Migration> {
              INDEX {i} (next_run_time, id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         )],
     };
-    vec![Migration {
+    // Several nodes (PostgreSQL and MySQL only): the leases and fires tables.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    let v2 = crate::lease::sql::migration(d, n);
+    #[cfg(not(any(feature = "postgres", feature = "mysql")))]
+    let v2 = None;
+    std::iter::once(Migration {
         version: 1,
         description: "jobs table with the (next_run_time, id) index and quarantine column",
         statements: v1,
-    }]
+    })
+    .chain(v2)
+    .collect()
 }
 
 /// A 63-bit key for a lock name (FNV-1a), for PostgreSQL advisory locks.
