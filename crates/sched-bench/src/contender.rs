@@ -1,0 +1,171 @@
+//! The two implementations behind one interface: add a job at an offset from t0, stop.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::ValueEnum;
+use sched_core::job::{Coalesce, JobDefaults, JobSpec, TaskRef};
+use sched_core::trigger::{AnyTrigger, DateTrigger, IntervalTrigger};
+use sched_runtime::{Executor, JobContext, Scheduler, ShutdownMode, closure_task};
+use sched_stores::MemoryStore;
+use tokio::time::Instant;
+
+use crate::bare::Bare;
+use crate::measure::{Recorder, nanos};
+
+/// Which implementation runs a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub(crate) enum Impl {
+    /// The floor: a heap of instants, one sleeping task, one spawn per fire.
+    Bare,
+    /// `sched_runtime::Scheduler`: memory store, tokio executor, interval and date triggers.
+    Sched,
+}
+
+impl Impl {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Impl::Bare => "bare",
+            Impl::Sched => "sched",
+        }
+    }
+}
+
+/// The instant every offset is counted from, on both clocks: tokio's monotonic clock (the
+/// floor sleeps on it) and the wall clock (the scheduler's `SystemClock`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anchor {
+    pub(crate) instant: Instant,
+    pub(crate) wall: DateTime<Utc>,
+}
+
+impl Anchor {
+    /// About `lead` from now, on a whole microsecond of wall time: the interval trigger
+    /// counts in whole microseconds, so a t0 between two would move every fire after the
+    /// first by the fraction and blur the window's edges.
+    pub(crate) fn after(lead: Duration) -> Anchor {
+        let instant = Instant::now();
+        let wall = Utc::now() + TimeDelta::from_std(lead).unwrap_or(TimeDelta::MAX);
+        let fraction = Duration::from_nanos(u64::from(wall.timestamp_subsec_nanos() % 1000));
+        Anchor {
+            instant: instant + lead.saturating_sub(fraction),
+            wall: wall - TimeDelta::from_std(fraction).unwrap_or_default(),
+        }
+    }
+}
+
+/// A running implementation.
+#[derive(Debug)]
+pub(crate) enum Contender {
+    Bare {
+        bare: Bare,
+        t0: Instant,
+    },
+    Sched {
+        scheduler: Scheduler,
+        t0: DateTime<Utc>,
+        /// One closure shared by every job, as the floor shares its body.
+        task: TaskRef,
+    },
+}
+
+impl Contender {
+    /// Starts `kind` on the current runtime. Every body records its lateness in `rec`:
+    /// the floor reads tokio's clock against the intended instant, the scheduler reads the
+    /// wall clock (`Utc::now`, what its `SystemClock` reads) against the run's
+    /// `scheduled_run_time`.
+    pub(crate) async fn start(kind: Impl, t0: Anchor, rec: Arc<Recorder>) -> Contender {
+        match kind {
+            Impl::Bare => {
+                let origin = t0.instant;
+                let bare = Bare::start(move |at: Instant| {
+                    let rec = rec.clone();
+                    async move {
+                        let started = Instant::now();
+                        rec.record(
+                            nanos(at.saturating_duration_since(origin)),
+                            nanos(started.saturating_duration_since(at)),
+                        );
+                    }
+                });
+                Contender::Bare {
+                    bare,
+                    t0: t0.instant,
+                }
+            }
+            Impl::Sched => {
+                let origin = t0.wall;
+                let task = closure_task("bench", move |ctx: JobContext| {
+                    let rec = rec.clone();
+                    async move {
+                        let started = Utc::now();
+                        let scheduled = ctx.scheduled_run_time();
+                        rec.record(
+                            signed_nanos(scheduled - origin),
+                            signed_nanos(started - scheduled),
+                        );
+                        Ok::<(), Infallible>(())
+                    }
+                });
+                // Late fires still run (and are measured), one run per fire time, as the
+                // peers' figures were taken (APScheduler with misfire_grace_time=None).
+                let defaults = JobDefaults {
+                    misfire_grace_time: None,
+                    coalesce: Coalesce::All,
+                    ..JobDefaults::default()
+                };
+                let scheduler = Scheduler::builder()
+                    .store("default", MemoryStore::new())
+                    .executor("default", Executor::tokio())
+                    .job_defaults(defaults)
+                    .build();
+                scheduler.start().await.expect("the scheduler starts");
+                Contender::Sched {
+                    scheduler,
+                    t0: t0.wall,
+                    task,
+                }
+            }
+        }
+    }
+
+    /// Adds a job first due `first` after t0, then every `period` (`None`: a one-shot).
+    pub(crate) async fn add(&self, first: Duration, period: Option<Duration>) {
+        match self {
+            Contender::Bare { bare, t0 } => bare.add(*t0 + first, period),
+            Contender::Sched {
+                scheduler,
+                t0,
+                task,
+            } => {
+                let at = *t0 + TimeDelta::from_std(first).unwrap_or(TimeDelta::MAX);
+                let trigger = match period {
+                    Some(p) => AnyTrigger::Interval(IntervalTrigger::new(p).start_date(at)),
+                    None => AnyTrigger::Date(DateTrigger::new(at)),
+                };
+                scheduler
+                    .add_job(JobSpec::new(task.clone(), trigger))
+                    .await
+                    .expect("add_job into a running scheduler");
+            }
+        }
+    }
+
+    /// Stops scheduling; bodies already started finish on their own.
+    pub(crate) async fn stop(self) {
+        match self {
+            Contender::Bare { bare, .. } => bare.stop(),
+            Contender::Sched { scheduler, .. } => scheduler.shutdown(ShutdownMode::NoWait).await,
+        }
+    }
+}
+
+fn signed_nanos(d: TimeDelta) -> i64 {
+    d.num_nanoseconds().unwrap_or(if d < TimeDelta::zero() {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
