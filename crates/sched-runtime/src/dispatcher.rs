@@ -326,12 +326,14 @@ pub(crate) fn submit(
         return false;
     };
     crate::metrics::fired(&job.store, &job.executor, times.len());
-    sh.emit(Event::Submission(JobSubmissionEvent::new(
-        EventKind::JobSubmitted,
-        job.id.clone(),
-        job.store.clone(),
-        times.to_vec(),
-    )));
+    if sh.events.wants(EventKind::JobSubmitted) {
+        sh.emit(Event::Submission(JobSubmissionEvent::new(
+            EventKind::JobSubmitted,
+            job.id.clone(),
+            job.store.clone(),
+            times.to_vec(),
+        )));
+    }
     let start_at = start_time(sh, job, times.first().copied(), next);
     spawn_run(sh, job, task, executor, times.to_vec(), start_at, permit);
     true
@@ -429,6 +431,8 @@ impl Run {
         for attempt in 1..=max_attempts {
             let (result, duration) = self.attempt(scheduled, attempt).await;
             let (event, retry) = match result {
+                // The hot path: skip building an event nobody listens to.
+                Ok(_) if !self.sh.events.wants(EventKind::JobExecuted) => return,
                 Ok(value) => (
                     JobExecutionEvent::executed(
                         self.id.clone(),
