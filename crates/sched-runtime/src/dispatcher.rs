@@ -57,6 +57,7 @@ use sched_core::event::{
     Event, EventKind, FailureKind, JobEvent, JobExecutionEvent, JobFailure, JobSubmissionEvent,
     StoreErrorEvent,
 };
+use sched_core::jitter::jittered;
 use sched_core::job::{Job, TaskRef};
 use sched_stores::{BoxJobStore, JobStore, StoreError};
 use serde_json::Value;
@@ -272,7 +273,7 @@ async fn fire(
         )));
     }
     if !plan.run.is_empty() {
-        submit(sh, &job, &plan.run);
+        submit(sh, &job, &plan.run, bl.next);
     }
     Ok(())
 }
@@ -280,7 +281,15 @@ async fn fire(
 /// Submits the runs of `job` at `times` as one submission: one `max_instances` permit,
 /// the runs done one after the other in that order (as APScheduler runs a backlog). Without
 /// a free permit the submission is refused and reported. Returns whether it was accepted.
-pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bool {
+///
+/// `next` is the job's next unjittered run time after `times`: a jittered start stays
+/// strictly before it (see [`jittered`]).
+pub(crate) fn submit(
+    sh: &Arc<Shared>,
+    job: &Job,
+    times: &[DateTime<Utc>],
+    next: Option<DateTime<Utc>>,
+) -> bool {
     let failed = |message: String| {
         tracing::error!(job_id = %job.id, "{message}");
         for &t in times {
@@ -317,14 +326,35 @@ pub(crate) fn submit(sh: &Arc<Shared>, job: &Job, times: &[DateTime<Utc>]) -> bo
         return false;
     };
     crate::metrics::fired(&job.store, &job.executor, times.len());
-    sh.emit(Event::Submission(JobSubmissionEvent::new(
-        EventKind::JobSubmitted,
-        job.id.clone(),
-        job.store.clone(),
-        times.to_vec(),
-    )));
-    spawn_run(sh, job, task, executor, times.to_vec(), permit);
+    if sh.events.wants(EventKind::JobSubmitted) {
+        sh.emit(Event::Submission(JobSubmissionEvent::new(
+            EventKind::JobSubmitted,
+            job.id.clone(),
+            job.store.clone(),
+            times.to_vec(),
+        )));
+    }
+    let start_at = start_time(sh, job, times.first().copied(), next);
+    spawn_run(sh, job, task, executor, times.to_vec(), start_at, permit);
     true
+}
+
+/// When a submission whose first run is due at `first` should start: with jitter (the
+/// job's own if set, else its trigger's), a random instant in `[first, first + jitter]`
+/// and before `next`, drawn afresh from the unjittered time so delays never add up;
+/// without, `None` (at once).
+fn start_time(
+    sh: &Shared,
+    job: &Job,
+    first: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let first = first?;
+    let jitter = job
+        .jitter
+        .or_else(|| job.trigger.as_trigger().jitter())
+        .filter(|j| !j.is_zero())?;
+    Some(jittered(first, jitter, next, &mut &sh.rng))
 }
 
 /// Spawns the runs of one submission. The `max_instances` permit moves into the task's
@@ -336,6 +366,7 @@ fn spawn_run(
     task: TaskFn,
     executor: Executor,
     times: Vec<DateTime<Utc>>,
+    start_at: Option<DateTime<Utc>>,
     permit: OwnedSemaphorePermit,
 ) {
     let first = times.first().copied();
@@ -356,12 +387,12 @@ fn spawn_run(
         executor_name: job.executor.clone(),
     };
     let running = crate::metrics::Running::new(&job.executor);
-    let jitter = job.jitter.filter(|j| !j.is_zero());
     let fut = async move {
         let permit = permit;
         let _running = running;
-        if let Some(j) = jitter {
-            let delay = j.mul_f64(fastrand::f64());
+        // The delay is measured from now, so a late dispatch is not made later still.
+        let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
+        if let Some(delay) = delay.filter(|d| !d.is_zero()) {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = run.sh.run_cancel.cancelled() => {}
@@ -400,6 +431,8 @@ impl Run {
         for attempt in 1..=max_attempts {
             let (result, duration) = self.attempt(scheduled, attempt).await;
             let (event, retry) = match result {
+                // The hot path: skip building an event nobody listens to.
+                Ok(_) if !self.sh.events.wants(EventKind::JobExecuted) => return,
                 Ok(value) => (
                     JobExecutionEvent::executed(
                         self.id.clone(),

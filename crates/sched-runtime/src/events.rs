@@ -3,12 +3,12 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use sched_core::event::{Event, EventMask};
+use sched_core::event::{Event, EventKind, EventMask};
 use tokio::sync::broadcast;
 use tokio_util::sync::ReusableBoxFuture;
 
@@ -28,6 +28,9 @@ pub(crate) struct EventBus {
     // Copy-on-write: emitting clones the `Arc`, so listeners run without a lock held and
     // may add or remove listeners themselves.
     listeners: RwLock<Arc<Vec<Listener>>>,
+    /// The union of the listeners' masks (bits), kept with the list under its write lock,
+    /// so that a hot path can skip building an event nobody listens to.
+    listened: AtomicU32,
     next_id: AtomicU64,
     tx: broadcast::Sender<Event>,
 }
@@ -45,6 +48,7 @@ impl EventBus {
         let (tx, _) = broadcast::channel(capacity.max(1));
         EventBus {
             listeners: RwLock::new(Arc::new(Vec::new())),
+            listened: AtomicU32::new(0),
             next_id: AtomicU64::new(1),
             tx,
         }
@@ -65,8 +69,22 @@ impl EventBus {
             })
             .collect();
         list.push(Listener { id, mask, f });
+        self.set_listened(&list);
         *guard = Arc::new(list);
         id
+    }
+
+    fn set_listened(&self, list: &[Listener]) {
+        let bits = list.iter().fold(0, |bits, l| bits | l.mask.bits());
+        self.listened.store(bits, Ordering::SeqCst);
+    }
+
+    /// Whether an event of `kind` emitted now could reach anyone: a listener whose mask
+    /// has it, or any subscription (they filter by their own mask). When false, emitting
+    /// it does nothing, so a hot path may skip building it.
+    pub(crate) fn wants(&self, kind: EventKind) -> bool {
+        EventMask::from_bits(self.listened.load(Ordering::SeqCst)).contains(kind)
+            || self.tx.receiver_count() > 0
     }
 
     pub(crate) fn remove_listener(&self, id: ListenerId) -> bool {
@@ -86,6 +104,7 @@ impl EventBus {
                 f: l.f.clone(),
             })
             .collect();
+        self.set_listened(&list);
         *guard = Arc::new(list);
         true
     }
@@ -187,5 +206,30 @@ impl Stream for EventStream {
                 Err(broadcast::error::RecvError::Closed) => return Poll::Ready(None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wants_follows_listeners_and_subscriptions() {
+        let bus = EventBus::new(4);
+        assert!(!bus.wants(EventKind::JobExecuted));
+        let a = bus.add_listener(EventKind::JobExecuted.into(), Arc::new(|_| {}));
+        let b = bus.add_listener(EventKind::JobError.into(), Arc::new(|_| {}));
+        assert!(bus.wants(EventKind::JobExecuted));
+        assert!(bus.wants(EventKind::JobError));
+        assert!(!bus.wants(EventKind::JobSubmitted));
+        assert!(bus.remove_listener(a));
+        assert!(!bus.wants(EventKind::JobExecuted));
+        assert!(bus.wants(EventKind::JobError));
+        assert!(bus.remove_listener(b));
+        assert!(!bus.wants(EventKind::JobError));
+        let stream = bus.subscribe(EventMask::NONE);
+        assert!(bus.wants(EventKind::JobSubmitted));
+        drop(stream);
+        assert!(!bus.wants(EventKind::JobSubmitted));
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use sched_core::event::{Event, EventKind, EventMask, JobEvent, SchedulerEvent};
+use sched_core::jitter::{RandomSource, SplitMix64};
 use sched_core::job::{DEFAULT, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger, TaskRef};
 use sched_core::{Trigger, Zone};
 use sched_stores::{BoxJobStore, JobStore, MemoryStore, StoreError};
@@ -66,6 +67,37 @@ pub struct SchedulerBuilder {
     max_backlog: usize,
     event_capacity: usize,
     pub(crate) store_types: StoreTypes,
+    rng: Rng,
+}
+
+/// The random source jitter draws from, behind a lock the dispatcher takes once per
+/// jittered submission.
+pub(crate) struct Rng(Mutex<Box<dyn RandomSource + Send>>);
+
+impl Rng {
+    fn new(source: impl RandomSource + Send + 'static) -> Rng {
+        Rng(Mutex::new(Box::new(source)))
+    }
+
+    /// The next value of the source.
+    pub(crate) fn next_u64(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_u64()
+    }
+}
+
+impl fmt::Debug for Rng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Rng")
+    }
+}
+
+impl RandomSource for &Rng {
+    fn next_u64(&mut self) -> u64 {
+        Rng::next_u64(self)
+    }
 }
 
 impl SchedulerBuilder {
@@ -108,6 +140,22 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Where jitter's random delays come from (see [`sched_core::jitter`]); default a
+    /// [`SplitMix64`] seeded at random. Give a [`SplitMix64`] with a fixed seed for
+    /// reproducible start times in tests.
+    ///
+    /// ```
+    /// use sched_core::jitter::SplitMix64;
+    /// let scheduler = sched_runtime::Scheduler::builder()
+    ///     .random_source(SplitMix64::new(7))
+    ///     .build();
+    /// # drop(scheduler);
+    /// ```
+    pub fn random_source(mut self, source: impl RandomSource + Send + 'static) -> Self {
+        self.rng = Rng::new(source);
+        self
+    }
+
     /// The buffer of event subscriptions (default 1024); see [`EventStream`].
     pub fn event_capacity(mut self, n: usize) -> Self {
         self.event_capacity = n.max(1);
@@ -140,6 +188,7 @@ impl SchedulerBuilder {
                 store_types: self.store_types,
                 clock: self.clock,
                 max_backlog: self.max_backlog,
+                rng: self.rng,
                 tasks: RwLock::new(tasks),
                 events: EventBus::new(self.event_capacity),
                 state,
@@ -253,6 +302,8 @@ pub(crate) struct Shared {
     pub(crate) store_types: StoreTypes,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_backlog: usize,
+    /// Draws jitter delays.
+    pub(crate) rng: Rng,
     pub(crate) tasks: RwLock<HashMap<String, TaskFn>>,
     pub(crate) events: EventBus,
     pub(crate) state: watch::Sender<SchedulerState>,
@@ -434,6 +485,7 @@ impl Scheduler {
             max_backlog: 1000,
             event_capacity: 1024,
             store_types: StoreTypes::new(),
+            rng: Rng::new(SplitMix64::new(fastrand::u64(..))),
         }
     }
 
@@ -944,7 +996,7 @@ impl Scheduler {
             return Err(SchedulerError::JobNotFound { id: id.clone() });
         };
         let now = sh.clock.now();
-        if !dispatcher::submit(&self.shared, &job, &[now]) {
+        if !dispatcher::submit(&self.shared, &job, &[now], job.next_run_time) {
             return Err(SchedulerError::MaxInstances {
                 id: id.clone(),
                 max: job.max_instances,

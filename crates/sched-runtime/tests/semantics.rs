@@ -1120,3 +1120,115 @@ async fn listeners_follow_their_mask_and_can_be_removed() {
         [EventKind::SchedulerPaused, EventKind::SchedulerResumed]
     );
 }
+
+/// An [`Every`] whose trigger carries a jitter.
+#[derive(Debug)]
+struct JitteredEvery(Every, Duration);
+
+impl sched_core::Trigger for JitteredEvery {
+    fn next_fire_time(
+        &self,
+        previous: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.next_fire_time(previous, now)
+    }
+
+    fn zone(&self) -> sched_core::Zone {
+        sched_core::Zone::UTC
+    }
+
+    fn jitter(&self) -> Option<Duration> {
+        Some(self.1)
+    }
+}
+
+fn jittered_every(
+    first: chrono::DateTime<chrono::Utc>,
+    secs: i64,
+    jitter: u64,
+) -> sched_core::JobTrigger {
+    sched_core::JobTrigger::dynamic(JitteredEvery(
+        Every {
+            first,
+            period: TimeDelta::seconds(secs),
+        },
+        Duration::from_secs(jitter),
+    ))
+}
+
+/// (scheduled, started) of every run of one job whose trigger fires every `secs` seconds
+/// from 00:00:10 with `trigger_jitter`, the job's own `job_jitter` if given, over 10 virtual
+/// minutes, with the random source seeded `seed`.
+async fn jittered_runs(
+    seed: u64,
+    secs: i64,
+    trigger_jitter: u64,
+    job_jitter: Option<Duration>,
+) -> Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let (s, clock, _rec) =
+        scheduler_with(|b| b.random_source(sched_core::jitter::SplitMix64::new(seed)));
+    let runs = Runs::default();
+    let mut spec = JobSpec::new(
+        runs.task(&clock, NO_BUSY),
+        jittered_every(at(0, 0, 10), secs, trigger_jitter),
+    );
+    if let Some(j) = job_jitter {
+        spec = spec.jitter(j);
+    }
+    s.add_job(spec).await.unwrap();
+    s.start().await.unwrap();
+    until(&clock, at(0, 10, 10)).await;
+    s.shutdown(ShutdownMode::Wait).await;
+    runs.0.lock().unwrap().clone()
+}
+
+// The trigger's jitter (3 s) on a job every 10 s, no jitter of the job's own; seed fixed.
+//   scheduled   00:00:10   00:00:20   ...   00:10:00
+//   started     in [:10, :13]  in [:20, :23]  ...      each drawn afresh, so no drift
+// The same seed gives the same start times.
+#[tokio::test(start_paused = true)]
+async fn trigger_jitter_is_used_deterministic_and_does_not_accumulate() {
+    let a = jittered_runs(11, 10, 3, None).await;
+    let expected: Vec<_> = (0..60)
+        .map(|k| at(0, 0, 10) + TimeDelta::seconds(10 * k))
+        .collect();
+    assert_eq!(a.iter().map(|r| r.0).collect::<Vec<_>>(), expected);
+    for (scheduled, started) in &a {
+        let delay = *started - *scheduled;
+        assert!(
+            delay >= TimeDelta::zero() && delay <= TimeDelta::seconds(3),
+            "{scheduled}: started {delay} late"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = a.iter().map(|(s, t)| *t - *s).collect();
+    assert!(distinct.len() > 1, "the delays are random");
+    assert_eq!(
+        jittered_runs(11, 10, 3, None).await,
+        a,
+        "same seed, same starts"
+    );
+}
+
+// Jitter longer than the period: job jitter 60 s (overriding the trigger's 1 s) on a job every
+// 10 s. Each start stays in [fire, next fire), so runs are neither merged nor reordered.
+//   scheduled   :10        :20        :30
+//   started       [:10, :20) [:20, :30) ...
+#[tokio::test(start_paused = true)]
+async fn jitter_never_reaches_the_next_fire_and_the_job_jitter_wins() {
+    let runs = jittered_runs(5, 10, 1, Some(Duration::from_secs(60))).await;
+    assert_eq!(runs.len(), 60);
+    for (scheduled, started) in &runs {
+        let delay = *started - *scheduled;
+        assert!(
+            delay >= TimeDelta::zero() && delay < TimeDelta::seconds(10),
+            "{scheduled}: started {delay} late"
+        );
+    }
+    assert!(
+        runs.iter().any(|(s, t)| *t - *s > TimeDelta::seconds(1)),
+        "the job's 60 s jitter is used, not the trigger's 1 s"
+    );
+    let starts: Vec<_> = runs.iter().map(|r| r.1).collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]), "starts in order");
+}

@@ -33,7 +33,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    jobs: HashMap<JobId, Job>,
+    /// Boxed: a map slot is a pointer, not a whole `Job`, so the map's spare capacity and
+    /// its rehashing cost little, and an update overwrites the job in place.
+    jobs: HashMap<JobId, Box<Job>>,
     by_time: BTreeSet<(DateTime<Utc>, JobId)>,
     /// Reasons of quarantined jobs; those are in `jobs` but not in `by_time`.
     quarantine: HashMap<JobId, String>,
@@ -97,18 +99,27 @@ impl JobStore for MemoryStore {
             return Err(StoreError::Conflict { id: job.id });
         }
         inner.index(&job);
-        inner.jobs.insert(job.id.clone(), job);
+        inner.jobs.insert(job.id.clone(), Box::new(job));
         Ok(())
     }
 
     async fn update_job(&self, job: Job) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        let Some(old) = inner.jobs.remove(&job.id) else {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(slot) = inner.jobs.get_mut(&job.id) else {
             return Err(StoreError::NotFound { id: job.id });
         };
-        inner.unindex(&old);
-        inner.index(&job);
-        inner.jobs.insert(job.id.clone(), job);
+        if slot.next_run_time != job.next_run_time {
+            if let Some(t) = slot.next_run_time {
+                inner.by_time.remove(&(t, job.id.clone()));
+            }
+            if let Some(t) = job.next_run_time
+                && !inner.quarantine.contains_key(&job.id)
+            {
+                inner.by_time.insert((t, job.id.clone()));
+            }
+        }
+        **slot = job;
         Ok(())
     }
 
@@ -131,7 +142,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn lookup_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
-        Ok(self.lock().jobs.get(id).cloned())
+        Ok(self.lock().jobs.get(id).map(|j| Job::clone(j)))
     }
 
     async fn due_jobs(&self, up_to: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
@@ -141,7 +152,7 @@ impl JobStore for MemoryStore {
             .iter()
             .take_while(|(t, _)| *t <= up_to)
             .take(limit)
-            .filter_map(|(_, id)| inner.jobs.get(id).cloned())
+            .filter_map(|(_, id)| inner.jobs.get(id).map(|j| Job::clone(j)))
             .collect())
     }
 
@@ -154,13 +165,13 @@ impl JobStore for MemoryStore {
         let mut jobs: Vec<Job> = inner
             .by_time
             .iter()
-            .filter_map(|(_, id)| inner.jobs.get(id).cloned())
+            .filter_map(|(_, id)| inner.jobs.get(id).map(|j| Job::clone(j)))
             .collect();
         let mut paused: Vec<Job> = inner
             .jobs
             .values()
             .filter(|j| j.next_run_time.is_none() && !inner.quarantine.contains_key(&j.id))
-            .cloned()
+            .map(|j| Job::clone(j))
             .collect();
         paused.sort_by(|a, b| a.id.cmp(&b.id));
         jobs.extend(paused);
@@ -177,14 +188,14 @@ impl JobStore for MemoryStore {
         }
         for job in jobs {
             inner.index(&job);
-            inner.jobs.insert(job.id.clone(), job);
+            inner.jobs.insert(job.id.clone(), Box::new(job));
         }
         Ok(())
     }
 
     async fn quarantine_job(&self, id: &JobId, reason: &str) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        let Some(job) = inner.jobs.get(id).cloned() else {
+        let Some(job) = inner.jobs.get(id).map(|j| Job::clone(j)) else {
             return Err(StoreError::NotFound { id: id.clone() });
         };
         inner.unindex(&job);
@@ -215,7 +226,7 @@ impl JobStore for MemoryStore {
 
     async fn release_job(&self, id: &JobId) -> Result<Job, StoreError> {
         let mut inner = self.lock();
-        let Some(job) = inner.jobs.get(id).cloned() else {
+        let Some(job) = inner.jobs.get(id).map(|j| Job::clone(j)) else {
             return Err(StoreError::NotFound { id: id.clone() });
         };
         if inner.quarantine.remove(id).is_some() {
