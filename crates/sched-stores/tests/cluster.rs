@@ -202,30 +202,38 @@ impl Ledger for MySqlStore {
 
 impl Ledger for RedisStore {
     async fn held(&self, space: &str, node: &str) -> Vec<(String, i64, i64)> {
-        let owners: Vec<(String, String)> = redis::cmd("HGETALL")
+        // One atomic snapshot (MULTI/EXEC) of owners, lease ends, next run times and the
+        // store's clock: read one by one, a commit and a new claim by another node can land
+        // in between and pair node0's name with the other node's lease.
+        type Snapshot = (
+            Vec<(String, String)>,
+            std::collections::HashMap<String, i64>,
+            std::collections::HashMap<String, f64>,
+            (i64, i64),
+        );
+        let (owners, until, next, (secs, micros)): Snapshot = redis::pipe()
+            .atomic()
+            .cmd("HGETALL")
             .arg(format!("{space}:lease_node"))
-            .query_async(&mut self.connection())
-            .await
-            .expect("leases");
-        let until: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+            .cmd("HGETALL")
             .arg(format!("{space}:lease_until"))
+            .cmd("ZRANGE")
+            .arg(format!("{space}:run_times"))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .cmd("TIME")
             .query_async(&mut self.connection())
             .await
-            .expect("leases");
-        let now = self.store_time().await.expect("time").timestamp_micros();
+            .expect("lease snapshot");
+        let now = secs * 1_000_000 + micros;
         let mut held = Vec::new();
         for (id, n) in owners {
-            match until.get(&id) {
-                Some(u) if n == node && *u > now => {
-                    let next: f64 = redis::cmd("ZSCORE")
-                        .arg(format!("{space}:run_times"))
-                        .arg(&id)
-                        .query_async(&mut self.connection())
-                        .await
-                        .expect("run time");
-                    held.push((id, *u, next as i64));
-                }
-                _ => {}
+            if let (Some(u), Some(t)) = (until.get(&id), next.get(&id))
+                && n == node
+                && *u > now
+            {
+                held.push((id, *u, *t as i64));
             }
         }
         held
