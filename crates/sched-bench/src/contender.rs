@@ -9,11 +9,12 @@ use clap::ValueEnum;
 use sched_core::job::{Coalesce, JobDefaults, JobSpec, TaskRef};
 use sched_core::trigger::{AnyTrigger, DateTrigger, IntervalTrigger};
 use sched_runtime::{Executor, JobContext, Scheduler, ShutdownMode, closure_task};
-use sched_stores::MemoryStore;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::bare::Bare;
 use crate::measure::{Recorder, nanos};
+use crate::store::{Private, StoreKind};
 
 /// Which implementation runs a workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
@@ -66,8 +67,11 @@ pub(crate) enum Contender {
     Sched {
         scheduler: Scheduler,
         t0: DateTime<Utc>,
-        /// One closure shared by every job, as the floor shares its body.
+        /// One task shared by every job, as the floor shares its body: a closure on the
+        /// memory store, a registered task with JSON arguments on a persistent one.
         task: TaskRef,
+        /// The private schema, database, key prefix or file to drop after the run.
+        private: Private,
     },
 }
 
@@ -75,8 +79,14 @@ impl Contender {
     /// Starts `kind` on the current runtime. Every body records its lateness in `rec`:
     /// the floor reads tokio's clock against the intended instant, the scheduler reads the
     /// wall clock (`Utc::now`, what its `SystemClock` reads) against the run's
-    /// `scheduled_run_time`.
-    pub(crate) async fn start(kind: Impl, t0: Anchor, rec: Arc<Recorder>) -> Contender {
+    /// `scheduled_run_time`. The scheduler runs on `store` (`url`: its server).
+    pub(crate) async fn start(
+        kind: Impl,
+        store: StoreKind,
+        url: Option<&str>,
+        t0: Anchor,
+        rec: Arc<Recorder>,
+    ) -> Contender {
         match kind {
             Impl::Bare => {
                 let origin = t0.instant;
@@ -97,18 +107,14 @@ impl Contender {
             }
             Impl::Sched => {
                 let origin = t0.wall;
-                let task = closure_task("bench", move |ctx: JobContext| {
-                    let rec = rec.clone();
-                    async move {
-                        let started = Utc::now();
-                        let scheduled = ctx.scheduled_run_time();
-                        rec.record(
-                            signed_nanos(scheduled - origin),
-                            signed_nanos(started - scheduled),
-                        );
-                        Ok::<(), Infallible>(())
-                    }
-                });
+                let body = move |ctx: JobContext| {
+                    let started = Utc::now();
+                    let scheduled = ctx.scheduled_run_time();
+                    rec.record(
+                        signed_nanos(scheduled - origin),
+                        signed_nanos(started - scheduled),
+                    );
+                };
                 // Late fires still run (and are measured), one run per fire time, as the
                 // peers' figures were taken (APScheduler with misfire_grace_time=None).
                 let defaults = JobDefaults {
@@ -116,16 +122,33 @@ impl Contender {
                     coalesce: Coalesce::All,
                     ..JobDefaults::default()
                 };
+                let (job_store, private) = crate::store::open(store, url)
+                    .await
+                    .unwrap_or_else(|e| panic!("sched-bench: {e}"));
                 let scheduler = Scheduler::builder()
-                    .store("default", MemoryStore::new())
+                    .store("default", job_store)
                     .executor("default", Executor::tokio())
                     .job_defaults(defaults)
                     .build();
+                let task = if store.persistent() {
+                    // A persistent store keeps jobs that name a registered task.
+                    scheduler.register_task("bench", move |ctx: JobContext, _: Value| {
+                        body(ctx);
+                        async { Ok::<(), Infallible>(()) }
+                    });
+                    TaskRef::named("bench", Value::Null)
+                } else {
+                    closure_task("bench", move |ctx: JobContext| {
+                        body(ctx);
+                        async { Ok::<(), Infallible>(()) }
+                    })
+                };
                 scheduler.start().await.expect("the scheduler starts");
                 Contender::Sched {
                     scheduler,
                     t0: t0.wall,
                     task,
+                    private,
                 }
             }
         }
@@ -139,6 +162,7 @@ impl Contender {
                 scheduler,
                 t0,
                 task,
+                ..
             } => {
                 let at = *t0 + TimeDelta::from_std(first).unwrap_or(TimeDelta::MAX);
                 let trigger = match period {
@@ -157,7 +181,12 @@ impl Contender {
     pub(crate) async fn stop(self) {
         match self {
             Contender::Bare { bare, .. } => bare.stop(),
-            Contender::Sched { scheduler, .. } => scheduler.shutdown(ShutdownMode::NoWait).await,
+            Contender::Sched {
+                scheduler, private, ..
+            } => {
+                scheduler.shutdown(ShutdownMode::NoWait).await;
+                private.drop_it().await;
+            }
         }
     }
 }

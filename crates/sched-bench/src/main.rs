@@ -28,11 +28,13 @@ mod bare;
 mod contender;
 mod measure;
 mod plan;
+mod store;
 mod summary;
 mod workloads;
 
 use contender::Impl;
 use plan::{Overrides, Params, Workload};
+use store::{StoreKind, StoreSel};
 
 /// Runs BENCH.md's workloads against sched and a bare tokio floor in one invocation; one
 /// JSON line per run on stdout, a summary with ratios to bare on stderr.
@@ -72,6 +74,17 @@ struct Cli {
     #[arg(long)]
     lead: Option<f64>,
 
+    /// The job store the `sched` implementation runs on; each run gets a private one (a
+    /// temporary SQLite file, a PostgreSQL schema, a MySQL database, a Redis key prefix),
+    /// dropped after it.
+    #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
+    store: StoreKind,
+
+    /// The server of `--store postgres|mysql|redis` [default: SCHED_TEST_POSTGRES_URL,
+    /// SCHED_TEST_MYSQL_URL, SCHED_TEST_REDIS_URL].
+    #[arg(long)]
+    store_url: Option<String>,
+
     /// Small sizes and short windows, one repetition: a smoke run.
     #[arg(long)]
     quick: bool,
@@ -97,6 +110,7 @@ impl Cli {
             i: self.i,
             d: self.d,
             lead: self.lead,
+            slow_adds: self.store.persistent(),
         }
     }
 }
@@ -112,8 +126,13 @@ fn main() -> ExitCode {
 /// One run in this process: the JSON line on stdout.
 fn child(w: Workload, imp: Impl, rep: usize, cli: &Cli) -> ExitCode {
     let params = Params::resolve(w, cli.quick, &cli.overrides());
-    let mut line = workloads::run(w, imp, &params);
+    let on = StoreSel {
+        kind: cli.store,
+        url: cli.store_url.clone(),
+    };
+    let mut line = workloads::run(w, imp, &params, &on);
     line.insert("workload".into(), w.name().into());
+    line.insert("store".into(), cli.store.name().into());
     line.insert("impl".into(), imp.name().into());
     line.insert("rep".into(), rep.into());
     let mut out = std::io::stdout().lock();
@@ -136,6 +155,14 @@ fn parent(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Resolved once here, so a missing URL fails before any run and every child gets it.
+    let store_url = match cli.store.url(cli.store_url.as_deref()) {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("sched-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut workloads = cli.workloads.clone();
     workloads.dedup();
     let mut impls = cli.impls.clone();
@@ -145,9 +172,10 @@ fn parent(cli: &Cli) -> ExitCode {
     for &w in &workloads {
         let p = Params::resolve(w, cli.quick, &overrides);
         eprintln!(
-            "sched-bench: {} ({}): n={} j={} i={:?} d={:?} lead={:?}",
+            "sched-bench: {} ({}): store={} n={} j={} i={:?} d={:?} lead={:?}",
             w.name(),
             w.title(),
+            cli.store.name(),
             p.n,
             p.j,
             p.i,
@@ -167,7 +195,7 @@ fn parent(cli: &Cli) -> ExitCode {
                     w.name(),
                     imp.name()
                 );
-                match run_child(&exe, w, imp, rep, &p) {
+                match run_child(&exe, w, imp, rep, &p, cli.store, store_url.as_deref()) {
                     Ok(line) => {
                         println!("{line}");
                         lines.push(line);
@@ -189,7 +217,7 @@ fn parent(cli: &Cli) -> ExitCode {
         .iter()
         .map(|&w| (w, Params::resolve(w, cli.quick, &overrides)))
         .collect();
-    eprint!("{}", summary::table(&lines, &sized, reps));
+    eprint!("{}", summary::table(&lines, &sized, reps, cli.store.name()));
     if failed > 0 {
         eprintln!("sched-bench: {failed} run(s) failed");
         return ExitCode::FAILURE;
@@ -204,8 +232,15 @@ fn run_child(
     imp: Impl,
     rep: usize,
     p: &Params,
+    store: StoreKind,
+    url: Option<&str>,
 ) -> Result<Value, String> {
-    let out = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    cmd.args(["--store", store.name()]);
+    if let Some(url) = url {
+        cmd.args(["--store-url", url]);
+    }
+    let out = cmd
         .args(["--child", w.name(), "--child-impl", imp.name()])
         .args(["--rep", &rep.to_string()])
         .args(["--n", &p.n.to_string(), "--j", &p.j.to_string()])

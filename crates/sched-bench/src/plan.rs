@@ -69,6 +69,9 @@ pub(crate) struct Overrides {
     pub(crate) i: Option<f64>,
     pub(crate) d: Option<f64>,
     pub(crate) lead: Option<f64>,
+    /// The scheduler runs on a persistent store, where each add is a write to it: the
+    /// default lead allows 1 ms per job instead of 20 us.
+    pub(crate) slow_adds: bool,
 }
 
 /// The resolved parameters of one workload. Only the ones the workload uses matter.
@@ -120,7 +123,11 @@ impl Params {
         // Enough for either implementation to add every job before t0 (sched added 60,000 to
         // 80,000 jobs/s into a running scheduler in release builds on a 2-core machine); a run
         // that overruns it says so.
-        let per_job = Duration::from_micros(20);
+        let per_job = if o.slow_adds {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_micros(20)
+        };
         p.lead = match o.lead {
             Some(s) => Duration::from_secs_f64(s),
             None => match w {

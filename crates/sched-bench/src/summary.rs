@@ -53,6 +53,7 @@ fn figures(w: Workload) -> Vec<Figure> {
         ],
         Workload::W2 | Workload::W6 => vec![
             fig(DELIVERED, "fires delivered (%)", Delivered),
+            fig("fires_per_s", "fires delivered/s in window", Info),
             fig("late_p50_ms", "lateness p50 (ms)", Info),
             fig("late_p99_ms", "lateness p99 (ms)", RatioAtMost(1.5)),
             fig("late_max_ms", "lateness max (ms)", Info),
@@ -60,6 +61,7 @@ fn figures(w: Workload) -> Vec<Figure> {
         ],
         Workload::W6m => vec![
             fig(DELIVERED, "fires delivered (%)", Delivered),
+            fig("fires_per_s", "fires delivered/s in window", Info),
             fig("late_p50_ms", "lateness p50 (ms)", Info),
             fig("late_p99_ms", "lateness p99 (ms)", RatioAtMost(2.0)),
             fig("late_max_ms", "lateness max (ms)", Info),
@@ -161,12 +163,18 @@ fn lines(all: &[Value], w: Workload, imp: Impl) -> Vec<&Value> {
 }
 
 /// The summary table of every line, for the workloads given.
-pub(crate) fn table(all: &[Value], workloads: &[(Workload, Params)], repetitions: usize) -> String {
+pub(crate) fn table(
+    all: &[Value],
+    workloads: &[(Workload, Params)],
+    repetitions: usize,
+    store: &str,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nsched-bench summary: medians over {repetitions} repetition(s); ratio = median over \
-         repetitions of sched/bare, each pair from the same repetition"
+        "\nsched-bench summary: sched on the {store} store; medians over {repetitions} \
+         repetition(s); ratio = median over repetitions of sched/bare, each pair from the same \
+         repetition"
     );
     let _ = writeln!(
         out,
@@ -261,7 +269,7 @@ mod tests {
             json!({"workload": "w5", "impl": "sched", "rep": 1, "fires": 9, "expected": 10, "last_start_ms": 400.0}),
         ];
         let p = Params::resolve(Workload::W5, true, &crate::plan::Overrides::default());
-        let t = table(&all, &[(Workload::W5, p)], 2);
+        let t = table(&all, &[(Workload::W5, p)], 2, "memory");
         let row = |label: &str| t.lines().find(|l| l.contains(label)).unwrap().to_owned();
         // ratios 2 and 8: median 5 > 3
         assert!(row("last start").contains("5.00x"), "{t}");

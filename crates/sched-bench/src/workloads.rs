@@ -14,20 +14,21 @@ use serde_json::{Map, Value, json};
 use crate::contender::{Anchor, Contender, Impl};
 use crate::measure::{Recorder, Usage, peak_rss_bytes, percentile_ms, rss_bytes};
 use crate::plan::{Params, Workload};
+use crate::store::StoreSel;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// Runs `w` on `kind` once.
-pub(crate) fn run(w: Workload, kind: Impl, p: &Params) -> Map<String, Value> {
+pub(crate) fn run(w: Workload, kind: Impl, p: &Params, on: &StoreSel) -> Map<String, Value> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let fields = match w {
-        Workload::W1 => add(&rt, kind, p),
-        Workload::W2 | Workload::W6 | Workload::W6m => lateness(&rt, kind, p),
-        Workload::W3 => idle(&rt, kind, p),
-        Workload::W5 => burst(&rt, kind, p),
+        Workload::W1 => add(&rt, kind, p, on),
+        Workload::W2 | Workload::W6 | Workload::W6m => lateness(&rt, kind, p, on),
+        Workload::W3 => idle(&rt, kind, p, on),
+        Workload::W5 => burst(&rt, kind, p, on),
     };
     // The process exits right after printing; no need to tear a million jobs down.
     rt.shutdown_background();
@@ -56,7 +57,7 @@ fn wait_for(rec: &Recorder, expected: usize, deadline: Instant) {
 /// implementation and how long the adds took.
 fn setup(
     rt: &tokio::runtime::Runtime,
-    kind: Impl,
+    (kind, on): (Impl, &StoreSel),
     t0: Anchor,
     rec: Arc<Recorder>,
     count: u64,
@@ -64,7 +65,7 @@ fn setup(
     period: Option<Duration>,
 ) -> (Contender, Duration) {
     rt.block_on(async {
-        let c = Contender::start(kind, t0, rec).await;
+        let c = Contender::start(kind, on.kind, on.url.as_deref(), t0, rec).await;
         let started = Instant::now();
         for k in 0..count {
             c.add(first(k), period).await;
@@ -74,11 +75,11 @@ fn setup(
 }
 
 /// W1: add N jobs with a 1-hour interval trigger into the running implementation.
-fn add(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Value> {
+fn add(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params, on: &StoreSel) -> Map<String, Value> {
     let rec = Arc::new(Recorder::new(0, None));
     let t0 = Anchor::after(Duration::ZERO);
     let c = rt.block_on(async {
-        let c = Contender::start(kind, t0, rec.clone()).await;
+        let c = Contender::start(kind, on.kind, on.url.as_deref(), t0, rec.clone()).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         c
     });
@@ -104,12 +105,25 @@ fn add(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Valu
 }
 
 /// W2, W6 and the million-job W6: J jobs every I, for D; lateness and CPU in the window.
-fn lateness(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Value> {
+fn lateness(
+    rt: &tokio::runtime::Runtime,
+    kind: Impl,
+    p: &Params,
+    on: &StoreSel,
+) -> Map<String, Value> {
     let expected = p.expected_fires();
     let capacity = usize::try_from(expected + expected / 10 + 64).unwrap_or(usize::MAX);
     let rec = Arc::new(Recorder::new(capacity, Some(p.d)));
     let t0 = Anchor::after(p.lead);
-    let (c, took) = setup(rt, kind, t0, rec.clone(), p.j, |k| p.offset(k), Some(p.i));
+    let (c, took) = setup(
+        rt,
+        (kind, on),
+        t0,
+        rec.clone(),
+        p.j,
+        |k| p.offset(k),
+        Some(p.i),
+    );
     let start = t0.instant.into_std();
     let overran = Instant::now() > start;
     sleep_until(start);
@@ -130,6 +144,7 @@ fn lateness(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String,
         "i_s": p.i.as_secs_f64(),
         "d_s": p.d.as_secs_f64(),
         "fires": fires,
+        "fires_per_s": fires as f64 / p.d.as_secs_f64().max(1e-9),
         "expected": expected,
         "fires_after_window": rec.outside(),
         "late_p50_ms": percentile_ms(&late, 50.0),
@@ -146,10 +161,10 @@ fn lateness(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String,
 /// idling. A wake-up is a second of the window in which any thread of the runtime switched
 /// (the measuring thread reads `getrusage` every second, its own switches left out), so the
 /// two or three threads that stir when the dispatcher wakes once count as one wake-up.
-fn idle(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Value> {
+fn idle(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params, on: &StoreSel) -> Map<String, Value> {
     let rec = Arc::new(Recorder::new(0, None));
     let t0 = Anchor::after(Duration::ZERO);
-    let (c, took) = setup(rt, kind, t0, rec.clone(), p.j, |_| HOUR, Some(HOUR));
+    let (c, took) = setup(rt, (kind, on), t0, rec.clone(), p.j, |_| HOUR, Some(HOUR));
     // Let the wake-ups the adds caused play out before measuring.
     std::thread::sleep(Duration::from_millis(200));
     let u0 = Usage::now();
@@ -189,11 +204,24 @@ fn idle(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Val
 }
 
 /// W5: N one-shot jobs all due at T; T → first and last body started.
-fn burst(rt: &tokio::runtime::Runtime, kind: Impl, p: &Params) -> Map<String, Value> {
+fn burst(
+    rt: &tokio::runtime::Runtime,
+    kind: Impl,
+    p: &Params,
+    on: &StoreSel,
+) -> Map<String, Value> {
     let n = usize::try_from(p.n).unwrap_or(usize::MAX);
     let rec = Arc::new(Recorder::new(n + 64, None));
     let t0 = Anchor::after(p.lead);
-    let (c, took) = setup(rt, kind, t0, rec.clone(), p.n, |_| Duration::ZERO, None);
+    let (c, took) = setup(
+        rt,
+        (kind, on),
+        t0,
+        rec.clone(),
+        p.n,
+        |_| Duration::ZERO,
+        None,
+    );
     let start = t0.instant.into_std();
     let overran = Instant::now() > start;
     sleep_until(start);

@@ -106,3 +106,63 @@ fn every_workload_runs_on_both_implementations_and_delivers_every_fire() {
         );
     }
 }
+
+/// Runs W2 at a tiny size with sched on `store` (and the floor), and checks that both
+/// delivered every fire and that the lines and the summary name the store.
+fn w2_on(store: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sched-bench"))
+        .args(["--store", store, "-w", "w2", "--repetitions", "1"])
+        .args(["--j", "20", "--i", "0.2", "--d", "0.4", "--lead", "0.5"])
+        .output()
+        .expect("sched-bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {}; stderr:\n{stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("cleanup failed"), "stderr:\n{stderr}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per implementation");
+    for line in &lines {
+        assert_eq!(line["store"], store, "{line}");
+        assert_eq!(line["expected"], 40, "{line}");
+        assert_eq!(line["fires"], 40, "every fire delivered: {line}");
+        assert!(line["fires_per_s"].is_number(), "{line}");
+    }
+    assert!(
+        stderr.contains(&format!("sched on the {store} store")),
+        "stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn w2_runs_on_sqlite() {
+    w2_on("sqlite");
+}
+
+/// The server-backed stores run when their URL is set, as in sched-stores' tests.
+fn w2_on_server(store: &str, var: &str) {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => w2_on(store),
+        _ => eprintln!("skipped: {var} is not set"),
+    }
+}
+
+#[test]
+fn w2_runs_on_postgres_when_its_url_is_set() {
+    w2_on_server("postgres", "SCHED_TEST_POSTGRES_URL");
+}
+
+#[test]
+fn w2_runs_on_mysql_when_its_url_is_set() {
+    w2_on_server("mysql", "SCHED_TEST_MYSQL_URL");
+}
+
+#[test]
+fn w2_runs_on_redis_when_its_url_is_set() {
+    w2_on_server("redis", "SCHED_TEST_REDIS_URL");
+}
