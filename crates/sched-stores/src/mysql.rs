@@ -18,12 +18,11 @@
 //! ```
 
 use std::fmt;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, MySql};
+use sqlx::mysql::MySqlPool;
+use sqlx::{AssertSqlSafe, MySql};
 
 use crate::sql::{
     self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
@@ -54,9 +53,6 @@ struct MySqlBackend {
     names: Names,
 }
 
-/// How long a call waits for a pooled connection (or for the server to come back).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-
 impl MySqlStore {
     /// Connects to `url` (`mysql://user:password@host/db`) with default options.
     ///
@@ -71,22 +67,7 @@ impl MySqlStore {
     /// # Errors
     /// As [`connect`](MySqlStore::connect).
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<MySqlStore, StoreError> {
-        let connect: MySqlConnectOptions = url.parse().map_err(|e| sql::map_err(e, None))?;
-        // One direct connection first, so that an unreachable server is reported at once
-        // with its cause rather than as a pool timeout.
-        MySqlConnection::connect_with(&connect)
-            .await
-            .map_err(|e| sql::map_err(e, None))?
-            .close()
-            .await
-            .map_err(|e| sql::map_err(e, None))?;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(10)
-            // While the server is down, sqlx retries connecting until this timeout: it
-            // bounds how long one store call (and so one dispatcher pass, which goes
-            // through the stores in turn) is held up by an outage before the error.
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(connect);
+        let pool = sql::server_pool::<MySql>(url).await?;
         MySqlStore::from_pool(pool, options).await
     }
 

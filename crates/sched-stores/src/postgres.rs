@@ -21,12 +21,11 @@
 //! ```
 
 use std::fmt;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Postgres};
+use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::sql::{
     self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
@@ -53,9 +52,6 @@ struct PgBackend {
     names: Names,
 }
 
-/// How long a call waits for a pooled connection (or for the server to come back).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host/db`) with default options.
     ///
@@ -73,22 +69,7 @@ impl PostgresStore {
         url: &str,
         options: StoreOptions,
     ) -> Result<PostgresStore, StoreError> {
-        let connect: PgConnectOptions = url.parse().map_err(|e| sql::map_err(e, None))?;
-        // One direct connection first, so that an unreachable server is reported at once
-        // with its cause rather than as a pool timeout.
-        PgConnection::connect_with(&connect)
-            .await
-            .map_err(|e| sql::map_err(e, None))?
-            .close()
-            .await
-            .map_err(|e| sql::map_err(e, None))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            // While the server is down, sqlx retries connecting until this timeout: it
-            // bounds how long one store call (and so one dispatcher pass, which goes
-            // through the stores in turn) is held up by an outage before the error.
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(connect);
+        let pool = sql::server_pool::<Postgres>(url).await?;
         PostgresStore::from_pool(pool, options).await
     }
 

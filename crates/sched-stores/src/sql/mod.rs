@@ -332,6 +332,36 @@ pub(crate) fn migrations(d: Dialect, n: &Names) -> Vec<Migration> {
     .collect()
 }
 
+/// How long a call waits for a pooled connection (or for a server to come back).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A lazy pool for a database server at `url`, after one direct connection, so that an
+/// unreachable server is reported at once with its cause rather than as a pool timeout.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) async fn server_pool<DB: sqlx::Database>(url: &str) -> Result<sqlx::Pool<DB>, StoreError>
+where
+    <DB::Connection as sqlx::Connection>::Options: std::str::FromStr<Err = sqlx::Error>,
+{
+    use sqlx::{ConnectOptions, Connection};
+    let connect: <DB::Connection as Connection>::Options =
+        url.parse().map_err(|e| map_err(e, None))?;
+    connect
+        .connect()
+        .await
+        .map_err(|e| map_err(e, None))?
+        .close()
+        .await
+        .map_err(|e| map_err(e, None))?;
+    Ok(sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(10)
+        // While the server is down, sqlx retries connecting until this timeout: it bounds
+        // how long one store call (and so one dispatcher pass, which goes through the
+        // stores in turn) is held up by an outage before the error.
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(connect))
+}
+
 /// A 63-bit key for a lock name (FNV-1a), for PostgreSQL advisory locks.
 #[cfg(feature = "postgres")]
 pub(crate) fn lock_key(name: &str) -> i64 {
