@@ -5,9 +5,12 @@
 //! - `<prefix>leases`: `job_id` (primary key), `node` (the last holder), `until_us` (the
 //!   lease deadline, µs on the store's clock; `0` when released) and `epoch` (the claim
 //!   counter; a released row keeps it, so an epoch is not reused while the job exists).
-//!   Releasing only zeroes `until_us`, leaving the indexed `node` as it is, so a node that
-//!   claims the same jobs again and again updates its lease rows in place (PostgreSQL HOT
-//!   updates) without touching the `node` index.
+//!   On PostgreSQL, releasing only zeroes `until_us`, leaving the indexed `node` as it is,
+//!   so a node that claims the same jobs again and again updates its lease rows in place
+//!   (HOT updates) without touching the `node` index. MySQL/MariaDB also clear `node`: an
+//!   InnoDB `UPDATE … WHERE node = ?` (renew) locks every index entry it scans, and
+//!   released rows left under a node's name made each renewal lock all the leases that node
+//!   ever held.
 //! - `<prefix>fires`: primary key `(job_id, slot_us)` — the fire identity — with the node
 //!   that holds it (`''` while it waits for adoption) and its epoch, `created_us`, and
 //!   `finished_us`/`outcome` once recorded.
@@ -44,8 +47,8 @@
 //! the unfinished fires, insert the fires, write the jobs and release the leases) and
 //! finishes a batch with one `UPDATE … FROM UNNEST(…)`. MySQL/MariaDB commit a batch in one
 //! `READ COMMITTED` transaction of a fixed number of statements (lock the held leases, count
-//! the unfinished fires, read which slots exist, insert the others, write the jobs from a
-//! derived table, release the leases), whatever its size.
+//! the unfinished fires, insert the fires — row by row only when a slot exists already —,
+//! write the jobs from a derived table, release the leases), whatever its size.
 //!
 //! # Deadlocks
 //! Under `SKIP LOCKED` with concurrent upserts, InnoDB sometimes picks a claim or commit
@@ -416,10 +419,16 @@ mod pg {
     /// The store's clock in µs, at the moment the expression is evaluated.
     const NOW: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8";
 
-    // The batch statements (commit, finish) run as unnamed statements
-    // (`persistent(false)`), so PostgreSQL plans each with its actual arrays: a cached
-    // generic plan of them, which the server switches to after five runs, measured up to a
-    // second per batch of 1,000 against some 50 ms for a custom plan.
+    /// Batches up to this size run as prepared statements; larger ones unprepared.
+    ///
+    /// A large batch statement (commit, finish) runs as an unnamed statement
+    /// (`persistent(false)`), so PostgreSQL plans it with its actual arrays: a cached
+    /// generic plan of it, which the server switches to after five runs, measured up to a
+    /// second per batch of 1,000 against some 50 ms for a custom plan. A small one (a single
+    /// `commit_fires` or `finish_fire`) keeps the prepared statement: planning the commit
+    /// statement costs some 10 ms of server CPU, which at hundreds of single commits a
+    /// second starved the proof test's connection pools.
+    const SMALL_BATCH: usize = 16;
 
     impl LeaseStore for PostgresStore {
         async fn store_time(&self) -> Result<DateTime<Utc>, StoreError> {
@@ -600,7 +609,7 @@ mod pg {
             );
             let rows: Vec<(String, bool, bool, Vec<i64>)> = retrying(|| {
                 sqlx::query_as(AssertSqlSafe(statement.clone()))
-                    .persistent(false)
+                    .persistent(items.len() <= SMALL_BATCH)
                     .bind(node)
                     .bind(&ids)
                     .bind(&epochs)
@@ -662,7 +671,7 @@ mod pg {
             );
             let result = retrying(|| {
                 sqlx::query(AssertSqlSafe(statement.clone()))
-                    .persistent(false)
+                    .persistent(done.len() <= SMALL_BATCH)
                     .bind(node)
                     .bind(&jobs)
                     .bind(&slots)
@@ -1073,7 +1082,7 @@ mod my {
             let leases = LeaseNames::new(names).leases;
             let done = retrying(|| {
                 sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE {leases} SET until_us = 0 \
+                    "UPDATE {leases} SET node = '', until_us = 0 \
                      WHERE job_id = ? AND node = ? AND epoch = ? AND until_us > {NOW}"
                 )))
                 .bind(id.as_str())
@@ -1091,7 +1100,7 @@ mod my {
             let leases = LeaseNames::new(names).leases;
             let done = retrying(|| {
                 sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE {leases} SET until_us = 0 WHERE node = ? AND until_us > 0"
+                    "UPDATE {leases} SET node = '', until_us = 0 WHERE node = ? AND until_us > 0"
                 )))
                 .bind(node)
                 .execute(pool)
@@ -1498,7 +1507,9 @@ mod my {
                 || busy.get(i.req.job.id.as_str()).copied().unwrap_or(0)
                     < i64::from(i.req.job.max_instances)
         };
-        // The slots to create: those of admitted items, less the fires that exist.
+        // The slots to create: those of admitted items. Existing fires are rare (a stale
+        // commit), so the multi-row insert is tried first and falls back to one row at a
+        // time only when it meets one.
         let wanted: Vec<(&str, i64, i64)> = mine
             .iter()
             .filter(|i| admitted(i))
@@ -1509,24 +1520,8 @@ mod my {
                     .map(|t| (i.req.job.id.as_str(), t.timestamp_micros(), i.req.epoch))
             })
             .collect();
-        let mut existing: std::collections::HashSet<(String, i64)> = Default::default();
-        for chunk in wanted.chunks(CHUNK) {
-            let table = rows_table(&["job_id", "slot_us"], chunk.len());
-            let mut read = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(format!(
-                "SELECT f.job_id, f.slot_us FROM ({table}) v JOIN {fires} f \
-                 ON f.job_id = v.job_id COLLATE utf8mb4_bin AND f.slot_us = v.slot_us"
-            )));
-            for (id, slot, _) in chunk {
-                read = read.bind(*id).bind(*slot);
-            }
-            existing.extend(read.fetch_all(&mut *tx).await?);
-        }
-        let fresh: Vec<&(&str, i64, i64)> = wanted
-            .iter()
-            .filter(|(id, slot, _)| !existing.contains(&((*id).to_owned(), *slot)))
-            .collect();
         let mut created: std::collections::HashSet<(&str, i64)> = Default::default();
-        for chunk in fresh.chunks(CHUNK) {
+        for chunk in wanted.chunks(CHUNK) {
             // Not `INSERT IGNORE`: its downgrading of errors to warnings must never hide a
             // deadlock (after which InnoDB has rolled the transaction back).
             let mut insert = sqlx::query(AssertSqlSafe(format!(
@@ -1538,8 +1533,8 @@ mod my {
             }
             match insert.execute(&mut *tx).await {
                 Ok(_) => created.extend(chunk.iter().map(|(id, slot, _)| (*id, *slot))),
-                // A fire created since the read (only a node that wrongly believes it
-                // holds the job could): one by one, a duplicate failing only itself.
+                // A slot created before (a node committing a stale next run time): one by
+                // one, a duplicate failing only its own statement.
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                     for (id, slot, epoch) in chunk {
                         let one = sqlx::query(AssertSqlSafe(format!(
@@ -1582,7 +1577,7 @@ mod my {
         }
         for chunk in mine.chunks(CHUNK) {
             let mut release = sqlx::query(AssertSqlSafe(format!(
-                "UPDATE {leases} SET until_us = 0 WHERE job_id IN ({})",
+                "UPDATE {leases} SET node = '', until_us = 0 WHERE job_id IN ({})",
                 marks("?", chunk.len())
             )));
             for i in chunk {
