@@ -101,16 +101,16 @@ impl Ledger for PostgresStore {
         .expect("ledger");
     }
     async fn record(&self, space: &str, e: Entry) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO \"{space}\".ledger VALUES ($1, $2, $3, $4)"
-        )))
-        .bind(e.0)
-        .bind(e.1)
-        .bind(e.2)
-        .bind(e.3)
-        .execute(self.pool())
-        .await
-        .expect("record");
+        let sql = format!("INSERT INTO \"{space}\".ledger VALUES ($1, $2, $3, $4)");
+        patiently("record", || {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&e.0)
+                .bind(e.1)
+                .bind(&e.2)
+                .bind(e.3)
+                .execute(self.pool())
+        })
+        .await;
     }
     async fn ledger(&self, space: &str) -> Vec<Entry> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -165,16 +165,16 @@ impl Ledger for MySqlStore {
         .expect("ledger");
     }
     async fn record(&self, space: &str, e: Entry) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO `{space}`.ledger VALUES (?, ?, ?, ?)"
-        )))
-        .bind(e.0)
-        .bind(e.1)
-        .bind(e.2)
-        .bind(e.3)
-        .execute(self.pool())
-        .await
-        .expect("record");
+        let sql = format!("INSERT INTO `{space}`.ledger VALUES (?, ?, ?, ?)");
+        patiently("record", || {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&e.0)
+                .bind(e.1)
+                .bind(&e.2)
+                .bind(e.3)
+                .execute(self.pool())
+        })
+        .await;
     }
     async fn ledger(&self, space: &str) -> Vec<Entry> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -324,8 +324,14 @@ fn slots(job: &Job, now: DateTime<Utc>) -> (Vec<DateTime<Utc>>, Option<DateTime<
 
 /// One node: claims, commits fires, runs them, until no job is scheduled (or `end`); then
 /// releases its claims.
+///
+/// The renewals go through `renewals`, a second handle with a connection pool of its own (as
+/// a cluster runtime gives its renew task): with hundreds of runs and commits queued for
+/// the main pool on a loaded machine, a renewal waiting behind them for a whole lease
+/// would fence the node for good.
 async fn node<S: Ledger + Send + Sync + 'static>(
     store: Arc<S>,
+    renewals: Arc<S>,
     space: Arc<str>,
     name: Arc<str>,
     end: DateTime<Utc>,
@@ -333,7 +339,7 @@ async fn node<S: Ledger + Send + Sync + 'static>(
     // Renewal: a node that cannot renew for a whole lease stops claiming (self-fencing).
     let fenced = Arc::new(AtomicBool::new(false));
     let renewer = {
-        let (store, name, fenced) = (store.clone(), name.clone(), fenced.clone());
+        let (store, name, fenced) = (renewals, name.clone(), fenced.clone());
         tokio::spawn(async move {
             let mut last_ok = tokio::time::Instant::now();
             loop {
@@ -389,7 +395,15 @@ async fn node<S: Ledger + Send + Sync + 'static>(
                         Ok(Commit::Committed { created }) => (claim.epoch, created),
                         Ok(Commit::Lost | Commit::Refused) => (claim.epoch, Vec::new()),
                         Err(e) => {
+                            // Nothing was written (the pool had no connection, or a
+                            // deadlock victim was retried out): give the claim back, or
+                            // the renewals would keep it this node's and nobody would run
+                            // the job again.
                             eprintln!("{name}: commit failed: {e}");
+                            let released =
+                                patiently("release", || store.release(&name, &job.id, claim.epoch))
+                                    .await;
+                            eprintln!("{name}: released {} after the failure: {released}", job.id);
                             (claim.epoch, Vec::new())
                         }
                     }
@@ -428,11 +442,31 @@ async fn run<S: Ledger>(store: &S, space: &str, node: &str, epoch: i64, fire: Fi
         Utc::now().timestamp_micros(),
     );
     store.record(space, entry).await;
-    let finished = store.finish_fire(node, epoch, &fire, "ok").await;
-    assert!(
-        finished.expect("finish"),
-        "{node} created {fire} under epoch {epoch}"
-    );
+    let finished = patiently("finish", || store.finish_fire(node, epoch, &fire, "ok")).await;
+    assert!(finished, "{node} created {fire} under epoch {epoch}");
+}
+
+/// Runs `op` until it succeeds, up to 30 times 100 ms apart. With hundreds of runs at once,
+/// a node's pool (10 connections, 3 s to wait for one) is sometimes exhausted for a moment
+/// on the loaded 2-core machine; a run that gave up then would leave a fire it created
+/// unrecorded, which the checks would count as never run.
+async fn patiently<T, E, Fut>(what: &str, mut op: impl FnMut() -> Fut) -> T
+where
+    E: std::fmt::Debug,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(done) => return done,
+            Err(e) if attempt < 30 => {
+                eprintln!("{what} failed (attempt {attempt}, trying again): {e:?}");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{what}: {e:?}"),
+        }
+    }
 }
 
 /// The child process: runs one node when `SCHED_CLUSTER_NODE` says so.
@@ -456,15 +490,18 @@ fn cluster_node() {
         match backend.as_str() {
             "postgres" => {
                 let store = Arc::new(PostgresStore::open(&url, &space).await);
-                node(store, space, name, end).await;
+                let renewals = Arc::new(PostgresStore::open(&url, &space).await);
+                node(store, renewals, space, name, end).await;
             }
             "mysql" => {
                 let store = Arc::new(MySqlStore::open(&url, &space).await);
-                node(store, space, name, end).await;
+                let renewals = Arc::new(MySqlStore::open(&url, &space).await);
+                node(store, renewals, space, name, end).await;
             }
             _ => {
                 let store = Arc::new(RedisStore::open(&url, &space).await);
-                node(store, space, name, end).await;
+                let renewals = Arc::new(RedisStore::open(&url, &space).await);
+                node(store, renewals, space, name, end).await;
             }
         }
     });
