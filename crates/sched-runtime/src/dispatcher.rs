@@ -207,8 +207,10 @@ async fn fire(
     if first > now {
         return Ok(());
     }
-    // A job that can never run is set aside with its schedule as it is.
-    if crate::quarantine::quarantine_if_unrunnable(sh, store_name, store, &job).await? {
+    // A job that can never run is set aside with its schedule as it is. The task resolved
+    // for the check is the one submitted below.
+    let task = sh.resolve_task(&job.task);
+    if crate::quarantine::quarantine_if_unrunnable(sh, store_name, store, &job, &task).await? {
         return Ok(());
     }
     let cap = sh.max_backlog;
@@ -227,7 +229,7 @@ async fn fire(
                 Ok(()) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
-            crate::metrics::errored(store_name, &job.executor);
+            sh.metrics.get(store_name, &job.executor).errored();
             sh.emit(Event::Execution(JobExecutionEvent::error(
                 job.id.clone(),
                 store_name,
@@ -240,7 +242,8 @@ async fn fire(
     };
     let plan = plan(&bl.due, now, job.misfire_grace_time, job.coalesce);
 
-    // The schedule moves on in the store before any run starts.
+    // The schedule moves on in the store before any run starts. The job's fields are
+    // shared (`Arc`s), so the copy written back costs a few reference counts.
     if bl.next.is_some() {
         let mut advanced = job.clone();
         advanced.next_run_time = bl.next;
@@ -251,11 +254,15 @@ async fn fire(
         }
     } else {
         match store.remove_job(&job.id).await {
-            Ok(()) => sh.emit(Event::Job(JobEvent::new(
-                EventKind::JobRemoved,
-                job.id.clone(),
-                store_name,
-            ))),
+            Ok(()) => {
+                if sh.events.wants(EventKind::JobRemoved) {
+                    sh.emit(Event::Job(JobEvent::new(
+                        EventKind::JobRemoved,
+                        job.id.clone(),
+                        store_name,
+                    )));
+                }
+            }
             Err(StoreError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -265,7 +272,7 @@ async fn fire(
     }
     for t in plan.missed {
         tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
-        crate::metrics::missed(store_name, &job.executor);
+        sh.metrics.get(store_name, &job.executor).missed();
         sh.emit(Event::Execution(JobExecutionEvent::missed(
             job.id.clone(),
             store_name,
@@ -273,7 +280,7 @@ async fn fire(
         )));
     }
     if !plan.run.is_empty() {
-        submit(sh, &job, &plan.run, bl.next);
+        submit_resolved(sh, &job, task, plan.run, bl.next);
     }
     Ok(())
 }
@@ -287,23 +294,35 @@ async fn fire(
 pub(crate) fn submit(
     sh: &Arc<Shared>,
     job: &Job,
-    times: &[DateTime<Utc>],
+    times: Vec<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
 ) -> bool {
+    submit_resolved(sh, job, sh.resolve_task(&job.task), times, next)
+}
+
+/// [`submit`] with the job's task already resolved (`Err`: why it cannot run).
+fn submit_resolved(
+    sh: &Arc<Shared>,
+    job: &Job,
+    task: Result<TaskFn, String>,
+    times: Vec<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+) -> bool {
+    let metrics = sh.metrics.get(&job.store, &job.executor);
     let failed = |message: String| {
         tracing::error!(job_id = %job.id, "{message}");
-        for &t in times {
-            crate::metrics::errored(&job.store, &job.executor);
+        for &t in &times {
+            metrics.errored();
             sh.emit(Event::Execution(JobExecutionEvent::error(
                 job.id.clone(),
-                job.store.clone(),
+                &*job.store,
                 t,
                 JobFailure::new(FailureKind::Setup, message.clone()),
                 None,
             )));
         }
     };
-    let task = match sh.resolve_task(&job.task) {
+    let task = match task {
         Ok(task) => task,
         Err(message) => {
             failed(message);
@@ -316,26 +335,27 @@ pub(crate) fn submit(
     };
     let Some(permit) = sh.try_acquire_instance(job) else {
         tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
-        crate::metrics::refused(&job.store, &job.executor);
+        metrics.refused();
         sh.emit(Event::Submission(JobSubmissionEvent::new(
             EventKind::JobMaxInstances,
             job.id.clone(),
-            job.store.clone(),
-            times.to_vec(),
+            &*job.store,
+            times,
         )));
         return false;
     };
-    crate::metrics::fired(&job.store, &job.executor, times.len());
+    metrics.fired(times.len());
     if sh.events.wants(EventKind::JobSubmitted) {
         sh.emit(Event::Submission(JobSubmissionEvent::new(
             EventKind::JobSubmitted,
             job.id.clone(),
-            job.store.clone(),
-            times.to_vec(),
+            &*job.store,
+            times.clone(),
         )));
     }
     let start_at = start_time(sh, job, times.first().copied(), next);
-    spawn_run(sh, job, task, executor, times.to_vec(), start_at, permit);
+    let running = crate::metrics::Running::new(metrics);
+    spawn_run(sh, job, task, executor, times, start_at, (permit, running));
     true
 }
 
@@ -367,11 +387,22 @@ fn spawn_run(
     executor: Executor,
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
-    permit: OwnedSemaphorePermit,
+    (permit, running): (OwnedSemaphorePermit, crate::metrics::Running),
 ) {
     let first = times.first().copied();
-    let lateness_ms = first.map(|t| (sh.clock.now() - t).num_milliseconds());
-    let span = tracing::info_span!("job_run", job_id = %job.id, scheduled = ?first, lateness_ms);
+    // The span is built only when a subscriber wants it (`Span::none()` otherwise), so its
+    // fields cost nothing without one.
+    let span = tracing::info_span!(
+        "job_run",
+        job_id = %job.id,
+        scheduled = ?first,
+        lateness_ms = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(first) = first
+    {
+        span.record("lateness_ms", (sh.clock.now() - first).num_milliseconds());
+    }
     let run = Run {
         sh: sh.clone(),
         id: job.id.clone(),
@@ -384,12 +415,10 @@ fn spawn_run(
         retry: job.retry,
         task,
         executor,
-        executor_name: job.executor.clone(),
+        running,
     };
-    let running = crate::metrics::Running::new(&job.executor);
     let fut = async move {
         let permit = permit;
-        let _running = running;
         // The delay is measured from now, so a late dispatch is not made later still.
         let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
         if let Some(delay) = delay.filter(|d| !d.is_zero()) {
@@ -402,7 +431,8 @@ fn spawn_run(
             run.run(scheduled).await;
         }
         drop(permit);
-        run.sh.release_instance(&run.store, &run.id);
+        let Run { sh, id, store, .. } = run;
+        sh.release_instance((store, id));
     };
     sh.tracker.spawn(fut.instrument(span));
 }
@@ -411,13 +441,14 @@ fn spawn_run(
 struct Run {
     sh: Arc<Shared>,
     id: sched_core::job::JobId,
-    store: String,
+    store: Arc<str>,
     args: Value,
     timeout: Option<Duration>,
     retry: Option<sched_core::job::RetryPolicy>,
     task: TaskFn,
     executor: Executor,
-    executor_name: String,
+    /// Counts the submission as running while it lives; holds the metric handles.
+    running: crate::metrics::Running,
 }
 
 impl Run {
@@ -427,7 +458,7 @@ impl Run {
         let lateness = (self.sh.clock.now() - scheduled)
             .to_std()
             .unwrap_or_default();
-        crate::metrics::late(&self.store, &self.executor_name, lateness);
+        self.running.handles().late(lateness);
         for attempt in 1..=max_attempts {
             let (result, duration) = self.attempt(scheduled, attempt).await;
             let (event, retry) = match result {
@@ -436,7 +467,7 @@ impl Run {
                 Ok(value) => (
                     JobExecutionEvent::executed(
                         self.id.clone(),
-                        self.store.clone(),
+                        &*self.store,
                         scheduled,
                         value,
                         duration,
@@ -444,7 +475,7 @@ impl Run {
                     false,
                 ),
                 Err(failure) => {
-                    crate::metrics::errored(&self.store, &self.executor_name);
+                    self.running.handles().errored();
                     tracing::error!(error = %failure, scheduled = %scheduled, attempt, "job run failed");
                     let retry = attempt < max_attempts
                         && matches!(
@@ -453,7 +484,7 @@ impl Run {
                         );
                     let event = JobExecutionEvent::error(
                         self.id.clone(),
-                        self.store.clone(),
+                        &*self.store,
                         scheduled,
                         failure,
                         Some(duration),
