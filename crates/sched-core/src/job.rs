@@ -251,6 +251,28 @@ impl TaskRef {
     pub fn is_persistable(&self) -> bool {
         matches!(self, TaskRef::Named { .. })
     }
+
+    /// Whether `self` and `other` run the same thing: the same name and equal arguments, or
+    /// the same closure (one [`LocalTask`] and its clones). Stores use it to share what
+    /// many jobs have in common.
+    ///
+    /// ```
+    /// use sched_core::job::{LocalTask, TaskRef};
+    ///
+    /// let a = TaskRef::Local(LocalTask::new("tick", 1u8));
+    /// assert!(a.is_same(&a.clone()));
+    /// assert!(!a.is_same(&TaskRef::Local(LocalTask::new("tick", 1u8))));
+    /// assert!(TaskRef::named("t", 1.into()).is_same(&TaskRef::named("t", 1.into())));
+    /// ```
+    pub fn is_same(&self, other: &TaskRef) -> bool {
+        match (self, other) {
+            (TaskRef::Named { name: a, args: x }, TaskRef::Named { name: b, args: y }) => {
+                a == b && x == y
+            }
+            (TaskRef::Local(a), TaskRef::Local(b)) => Arc::ptr_eq(&a.inner, &b.inner),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for TaskRef {

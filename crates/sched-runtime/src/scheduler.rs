@@ -468,10 +468,21 @@ fn keep_stored_schedule(stored: &Job, new: &Job) -> bool {
     }
 }
 
-/// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way).
+/// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way), written
+/// into a stack buffer: one allocation, the id's own.
 fn random_id() -> JobId {
-    let hex = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    JobId::new(hex).expect("32 hex digits are never empty")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 32];
+    for (half, word) in text
+        .chunks_exact_mut(16)
+        .zip([fastrand::u64(..), fastrand::u64(..)])
+    {
+        for (i, digit) in half.iter_mut().enumerate() {
+            *digit = HEX[((word >> (60 - 4 * i)) & 0xf) as usize];
+        }
+    }
+    let text = std::str::from_utf8(&text).expect("hex digits are ASCII");
+    JobId::new(text).expect("32 hex digits are never empty")
 }
 
 impl Scheduler {
