@@ -33,10 +33,16 @@
 //!   moves, a named task that is not registered or arguments that do not deserialize set
 //!   the job aside in its store (see the `quarantine` module); `register_task` brings it
 //!   back at the next pass.
-//! - **No polling tick, and no wait longer than [`MAX_WAIT`].** The dispatcher sleeps until
-//!   the earliest next run time, but at most a minute, so that a wall-clock jump or a
-//!   suspended machine is noticed within a minute while an idle scheduler wakes once a
-//!   minute at most.
+//! - **No polling tick, and no wait longer than [`MAX_WAIT`] unless the kernel watches the
+//!   wall clock.** The dispatcher sleeps until the earliest next run time, but at most a
+//!   minute, so that a wall-clock jump or a suspended machine is noticed within a minute
+//!   while an idle scheduler wakes once a minute at most. With the system clock on Linux,
+//!   waits of a second or more are made on a `timerfd` of the real-time clock
+//!   ([`WallTimer`]), which fires at the wall time across a suspend and at once when the
+//!   clock is set: one wake-up per wait (tokio's timer wheel wakes a few seconds before a
+//!   long sleep as well, to move it to a finer level), and no minute cap when every store
+//!   is in memory. A persistent store keeps the cap: another process (a second scheduler,
+//!   the CLI) may add a job to it that is due before this dispatcher would wake.
 //! - **The loop never dies.** A store error becomes a `StoreError` event, a tracing error
 //!   and a retry after an exponential backoff (100 ms doubling to 30 s); a panicking
 //!   trigger pauses its job and is reported as a job error; a job's own failure or panic is
@@ -67,19 +73,28 @@ use tracing::Instrument;
 
 use crate::Executor;
 use crate::backlog::{backlog, plan};
+use crate::clock::WallTimer;
 use crate::scheduler::{AWAKE, PAUSED, SchedulerState, Shared, wall_nanos};
 use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
 
 /// Due jobs fetched and processed per store call and per hold of the ops lock.
 pub(crate) const BATCH: usize = 1024;
-/// The longest single sleep.
+/// The longest single sleep, unless the wall-clock timer is used (see [`run`]).
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The shortest wait made on the wall-clock timer of the system clock.
+const WALL_TIMER_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// The dispatcher task. Ends only when the scheduler's stop token fires.
 pub(crate) async fn run(sh: Arc<Shared>) {
     let mut backoff = BACKOFF_MIN;
+    // The system clock's kernel timer, where there is one (see `SystemClock`).
+    let mut wall_timer = if sh.clock.is_system() {
+        WallTimer::new()
+    } else {
+        None
+    };
     loop {
         if sh.stop.is_cancelled() {
             return;
@@ -101,10 +116,8 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             _ = sh.stop.cancelled() => return,
             r = process(&sh, now) => r,
         };
-        let mut wait = match next {
-            Some(t) => (t - sh.clock.now()).to_std().unwrap_or(Duration::ZERO),
-            None => MAX_WAIT,
-        };
+        // `None`: nothing is scheduled; sleep until woken.
+        let mut wait = next.map(|t| (t - sh.clock.now()).to_std().unwrap_or(Duration::ZERO));
         if errors.is_empty() {
             backoff = BACKOFF_MIN;
         } else {
@@ -117,24 +130,49 @@ pub(crate) async fn run(sh: Arc<Shared>) {
                     backoff,
                 )));
             }
-            wait = wait.min(backoff);
+            wait = Some(wait.map_or(backoff, |w| w.min(backoff)));
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
-        let wait = wait.min(MAX_WAIT);
-        if wait.is_zero() {
+        // The wait is split into minutes unless the kernel watches the wall clock for us
+        // and no other process can change a store (a persistent store can be written by
+        // another scheduler or the CLI, which cannot wake this one).
+        let split = wall_timer.is_none() || sh.stores().iter().any(|(_, s)| s.is_persistent());
+        if split {
+            wait = Some(wait.map_or(MAX_WAIT, |w| w.min(MAX_WAIT)));
+        }
+        if wait.is_some_and(|w| w.is_zero()) {
             tokio::task::yield_now().await;
             continue;
         }
-        let wake_at = TimeDelta::from_std(wait)
-            .ok()
+        let wake_at = wait
+            .and_then(|w| TimeDelta::from_std(w).ok())
             .and_then(|w| sh.clock.now().checked_add_signed(w));
         sh.sleeping_until
             .store(wake_at.map_or(AWAKE, wall_nanos), Ordering::SeqCst);
+        let sleep = async {
+            match (&wall_timer, wake_at, wait) {
+                (_, _, None) => std::future::pending().await,
+                // Long waits on the kernel's wall-clock timer; short ones on tokio's, whose
+                // millisecond ticks let one wake-up take every job due within the tick.
+                (Some(timer), Some(at), Some(wait)) if wait >= WALL_TIMER_MIN => {
+                    timer.sleep_until(at).await
+                }
+                (_, _, Some(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    Ok(())
+                }
+            }
+        };
         tokio::select! {
             biased;
             _ = sh.stop.cancelled() => return,
             _ = sh.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            slept = sleep => {
+                if let Err(error) = slept {
+                    tracing::warn!(%error, "wall-clock timer failed; waiting on tokio's timer from now on");
+                    wall_timer = None;
+                }
+            }
         }
     }
 }
