@@ -218,10 +218,19 @@ async fn process_store(
         }
         let batch = store.due_jobs(now, BATCH).await?;
         let full = batch.len() == BATCH;
+        let mut launches = Launches::default();
+        let mut fired = Ok(());
         for job in batch {
-            fire(sh, name, store, job, now).await?;
+            fired = fire(sh, name, store, job, now, &mut launches).await;
+            if fired.is_err() {
+                break;
+            }
         }
         drop(ops);
+        // The batch's runs start together, after its writes (and also when this future
+        // is dropped half-way: see `Launches`).
+        drop(launches);
+        fired?;
         if !full {
             break;
         }
@@ -238,6 +247,7 @@ async fn fire(
     store: &BoxJobStore,
     job: Job,
     now: DateTime<Utc>,
+    launches: &mut Launches,
 ) -> Result<(), StoreError> {
     let Some(first) = job.next_run_time else {
         return Ok(());
@@ -318,7 +328,7 @@ async fn fire(
         )));
     }
     if !plan.run.is_empty() {
-        submit_resolved(sh, &job, task, plan.run, bl.next);
+        submit_resolved(sh, &job, task, plan.run, bl.next, launches);
     }
     Ok(())
 }
@@ -335,7 +345,15 @@ pub(crate) fn submit(
     times: Vec<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
 ) -> bool {
-    submit_resolved(sh, job, sh.resolve_task(&job.task), times, next)
+    let mut launches = Launches::default();
+    submit_resolved(
+        sh,
+        job,
+        sh.resolve_task(&job.task),
+        times,
+        next,
+        &mut launches,
+    )
 }
 
 /// [`submit`] with the job's task already resolved (`Err`: why it cannot run).
@@ -345,6 +363,7 @@ fn submit_resolved(
     task: Result<TaskFn, String>,
     times: Vec<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
+    launches: &mut Launches,
 ) -> bool {
     let metrics = sh.metrics.get(&job.store, &job.executor);
     let failed = |message: String| {
@@ -393,7 +412,8 @@ fn submit_resolved(
     }
     let start_at = start_time(sh, job, times.first().copied(), next);
     let running = crate::metrics::Running::new(metrics);
-    spawn_run(sh, job, task, executor, times, start_at, (permit, running));
+    let launch = prepare_run(sh, job, task, executor, times, start_at, (permit, running));
+    launches.0.push(launch);
     true
 }
 
@@ -415,10 +435,67 @@ fn start_time(
     Some(jittered(first, jitter, next, &mut &sh.rng))
 }
 
-/// Spawns the runs of one submission. The `max_instances` permit moves into the task's
-/// future, so it is released however the runs end: success, error, panic (caught), timeout
-/// or cancellation.
-fn spawn_run(
+/// Submissions accepted and not yet spawned. The dispatcher collects those of a batch and
+/// spawns them together once the batch's schedules are written: a run of spawns wakes an
+/// idle worker once, where spawns spread between store writes would wake one per run.
+/// Dropping the list spawns what it holds, so a batch cut short (an error, or the
+/// dispatcher's future dropped at shutdown) still starts every run whose schedule moved.
+#[derive(Default)]
+pub(crate) struct Launches(Vec<Launch>);
+
+impl Drop for Launches {
+    fn drop(&mut self) {
+        for launch in self.0.drain(..) {
+            launch.spawn();
+        }
+    }
+}
+
+/// One submission, ready to spawn.
+pub(crate) struct Launch {
+    run: Run,
+    times: Vec<DateTime<Utc>>,
+    start_at: Option<DateTime<Utc>>,
+    permit: OwnedSemaphorePermit,
+    span: tracing::Span,
+}
+
+impl Launch {
+    /// Spawns the runs. The `max_instances` permit moves into the task's future, so it is
+    /// released however the runs end: success, error, panic (caught), timeout or
+    /// cancellation.
+    fn spawn(self) {
+        let Launch {
+            run,
+            times,
+            start_at,
+            permit,
+            span,
+        } = self;
+        let tracker = run.sh.tracker.clone();
+        let fut = async move {
+            let permit = permit;
+            // The delay is measured from now, so a late dispatch is not made later still.
+            let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
+            if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = run.sh.run_cancel.cancelled() => {}
+                }
+            }
+            for scheduled in times {
+                run.run(scheduled).await;
+            }
+            drop(permit);
+            let Run { sh, id, store, .. } = run;
+            sh.release_instance((store, id));
+        };
+        tracker.spawn(fut.instrument(span));
+    }
+}
+
+/// Prepares the runs of one submission (see [`Launch::spawn`]).
+fn prepare_run(
     sh: &Arc<Shared>,
     job: &Job,
     task: TaskFn,
@@ -426,7 +503,7 @@ fn spawn_run(
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
     (permit, running): (OwnedSemaphorePermit, crate::metrics::Running),
-) {
+) -> Launch {
     let first = times.first().copied();
     // The span is built only when a subscriber wants it (`Span::none()` otherwise), so its
     // fields cost nothing without one.
@@ -455,24 +532,13 @@ fn spawn_run(
         executor,
         running,
     };
-    let fut = async move {
-        let permit = permit;
-        // The delay is measured from now, so a late dispatch is not made later still.
-        let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
-        if let Some(delay) = delay.filter(|d| !d.is_zero()) {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = run.sh.run_cancel.cancelled() => {}
-            }
-        }
-        for scheduled in times {
-            run.run(scheduled).await;
-        }
-        drop(permit);
-        let Run { sh, id, store, .. } = run;
-        sh.release_instance((store, id));
-    };
-    sh.tracker.spawn(fut.instrument(span));
+    Launch {
+        run,
+        times,
+        start_at,
+        permit,
+        span,
+    }
 }
 
 /// What one submission needs to run its times.
