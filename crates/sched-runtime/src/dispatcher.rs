@@ -116,8 +116,18 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             _ = sh.stop.cancelled() => return,
             r = process(&sh, now) => r,
         };
-        // `None`: nothing is scheduled; sleep until woken.
-        let mut wait = next.map(|t| (t - sh.clock.now()).to_std().unwrap_or(Duration::ZERO));
+        // When to wake, as a wall time: the earliest next run time itself, not "now plus
+        // the wait until it", which lands a hair later and would let every job added for
+        // that same instant wake the dispatcher again. `None`: nothing is scheduled; sleep
+        // until woken.
+        let now = sh.clock.now();
+        let after = |d: Duration| {
+            TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        };
+        let mut wake_at = next;
         if errors.is_empty() {
             backoff = BACKOFF_MIN;
         } else {
@@ -130,7 +140,7 @@ pub(crate) async fn run(sh: Arc<Shared>) {
                     backoff,
                 )));
             }
-            wait = Some(wait.map_or(backoff, |w| w.min(backoff)));
+            wake_at = Some(wake_at.map_or(after(backoff), |t| t.min(after(backoff))));
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
         // The wait is split into minutes unless the kernel watches the wall clock for us
@@ -138,15 +148,13 @@ pub(crate) async fn run(sh: Arc<Shared>) {
         // another scheduler or the CLI, which cannot wake this one).
         let split = wall_timer.is_none() || sh.stores().iter().any(|(_, s)| s.is_persistent());
         if split {
-            wait = Some(wait.map_or(MAX_WAIT, |w| w.min(MAX_WAIT)));
+            wake_at = Some(wake_at.map_or(after(MAX_WAIT), |t| t.min(after(MAX_WAIT))));
         }
+        let wait = wake_at.map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
         if wait.is_some_and(|w| w.is_zero()) {
             tokio::task::yield_now().await;
             continue;
         }
-        let wake_at = wait
-            .and_then(|w| TimeDelta::from_std(w).ok())
-            .and_then(|w| sh.clock.now().checked_add_signed(w));
         sh.sleeping_until
             .store(wake_at.map_or(AWAKE, wall_nanos), Ordering::SeqCst);
         let sleep = async {
