@@ -84,9 +84,11 @@ impl Common {
 
     /// Whether `job` has exactly these options.
     fn matches(&self, job: &Job) -> bool {
-        *self.name == *job.name
-            && *self.executor == *job.executor
-            && *self.store == *job.store
+        // Names usually come from one shared text: compare pointers first.
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || **a == **b;
+        same(&self.name, &job.name)
+            && same(&self.executor, &job.executor)
+            && same(&self.store, &job.store)
             && self.misfire_grace_time == job.misfire_grace_time
             && self.coalesce == job.coalesce
             && self.max_instances == job.max_instances
