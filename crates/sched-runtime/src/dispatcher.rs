@@ -25,7 +25,8 @@
 //!   wakes it not once. The dispatcher writes a due job's advanced next
 //!   run time (or removes a finished job) *before* it submits the run; a run is never
 //!   started for a schedule the store does not already show as advanced, so a crash or a
-//!   failed write can lose a run but never repeat one.
+//!   failed write can lose a run but never repeat one. The accepted runs of a batch are
+//!   spawned together, a chunk at a time, after their jobs' writes (see `Launches`).
 //! - **Re-checked before firing.** Each job the store returns as due is checked again
 //!   against the time of this pass; it is fired only if its next run time is still at or
 //!   before it.
@@ -421,7 +422,7 @@ fn submit_resolved(
     let start_at = start_time(sh, job, times.first().copied(), next);
     let running = crate::metrics::Running::new(metrics);
     let launch = prepare_run(sh, job, task, executor, times, start_at, (permit, running));
-    launches.0.push(launch);
+    launches.push(launch);
     true
 }
 
@@ -444,12 +445,28 @@ fn start_time(
 }
 
 /// Submissions accepted and not yet spawned. The dispatcher collects those of a batch and
-/// spawns them together once the batch's schedules are written: a run of spawns wakes an
-/// idle worker once, where spawns spread between store writes would wake one per run.
+/// spawns them together, [`LAUNCH_CHUNK`] at a time and at the end of the batch, after
+/// their schedules are written: a run of spawns wakes an idle worker once, where spawns
+/// spread between store writes would wake one per run; and chunks keep the other workers
+/// running a large batch's runs while the dispatcher is still writing its schedules.
 /// Dropping the list spawns what it holds, so a batch cut short (an error, or the
 /// dispatcher's future dropped at shutdown) still starts every run whose schedule moved.
 #[derive(Default)]
 pub(crate) struct Launches(Vec<Launch>);
+
+/// How many accepted submissions are spawned together at most.
+const LAUNCH_CHUNK: usize = 64;
+
+impl Launches {
+    fn push(&mut self, launch: Launch) {
+        self.0.push(launch);
+        if self.0.len() >= LAUNCH_CHUNK {
+            for launch in self.0.drain(..) {
+                launch.spawn();
+            }
+        }
+    }
+}
 
 impl Drop for Launches {
     fn drop(&mut self) {
