@@ -31,7 +31,7 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -221,8 +221,8 @@ impl fmt::Debug for LocalTask {
 pub enum TaskRef {
     /// A task registered on the scheduler under `name`, called with `args`. Persistable.
     Named {
-        /// The registered task name.
-        name: String,
+        /// The registered task name (shared: jobs cloned from one another share the text).
+        name: Arc<str>,
         /// The arguments, deserialized by the task into its own argument type.
         args: Value,
     },
@@ -232,7 +232,7 @@ pub enum TaskRef {
 
 impl TaskRef {
     /// A registered task with JSON arguments.
-    pub fn named(name: impl Into<String>, args: Value) -> TaskRef {
+    pub fn named(name: impl Into<Arc<str>>, args: Value) -> TaskRef {
         TaskRef::Named {
             name: name.into(),
             args,
@@ -250,6 +250,28 @@ impl TaskRef {
     /// Whether a persistent store can keep this task.
     pub fn is_persistable(&self) -> bool {
         matches!(self, TaskRef::Named { .. })
+    }
+
+    /// Whether `self` and `other` run the same thing: the same name and equal arguments, or
+    /// the same closure (one [`LocalTask`] and its clones). Stores use it to share what
+    /// many jobs have in common.
+    ///
+    /// ```
+    /// use sched_core::job::{LocalTask, TaskRef};
+    ///
+    /// let a = TaskRef::Local(LocalTask::new("tick", 1u8));
+    /// assert!(a.is_same(&a.clone()));
+    /// assert!(!a.is_same(&TaskRef::Local(LocalTask::new("tick", 1u8))));
+    /// assert!(TaskRef::named("t", 1.into()).is_same(&TaskRef::named("t", 1.into())));
+    /// ```
+    pub fn is_same(&self, other: &TaskRef) -> bool {
+        match (self, other) {
+            (TaskRef::Named { name: a, args: x }, TaskRef::Named { name: b, args: y }) => {
+                a == b && x == y
+            }
+            (TaskRef::Local(a), TaskRef::Local(b)) => Arc::ptr_eq(&a.inner, &b.inner),
+            _ => false,
+        }
     }
 }
 
@@ -429,15 +451,18 @@ pub struct Job {
     /// Unique within its store.
     pub id: JobId,
     /// A human-readable name (defaults to the task's name).
-    pub name: String,
+    ///
+    /// This and the other names of a job are shared text (`Arc<str>`): a clone of a job,
+    /// and every job of one task, executor and store, share them instead of copying.
+    pub name: Arc<str>,
     /// What runs.
     pub task: TaskRef,
     /// When it runs.
     pub trigger: JobTrigger,
     /// The name of the executor that runs it.
-    pub executor: String,
+    pub executor: Arc<str>,
     /// The name of the store that holds it.
-    pub store: String,
+    pub store: Arc<str>,
     /// How late a run may start and still run; `None` runs however late.
     pub misfire_grace_time: Option<Duration>,
     /// What to do with several due run times at once.
@@ -457,6 +482,22 @@ pub struct Job {
 /// The name of the store and of the executor a job uses unless it names another.
 pub const DEFAULT: &str = "default";
 
+/// [`DEFAULT`] as shared text, made once: every job in the default store and executor
+/// points at the same two words.
+fn default_name() -> Arc<str> {
+    static NAME: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(DEFAULT));
+    NAME.clone()
+}
+
+/// `name` as shared text, the default name without an allocation.
+pub fn shared_name(name: impl AsRef<str> + Into<Arc<str>>) -> Arc<str> {
+    if name.as_ref() == DEFAULT {
+        default_name()
+    } else {
+        name.into()
+    }
+}
+
 impl Job {
     /// A job with options from `JobDefaults::default()`, in the `default` store and
     /// executor, paused (no next run time) until the scheduler computes one.
@@ -464,15 +505,15 @@ impl Job {
         let defaults = JobDefaults::default();
         let name = match &task {
             TaskRef::Named { name, .. } => name.clone(),
-            TaskRef::Local(t) => t.label().to_owned(),
+            TaskRef::Local(t) => t.label.clone(),
         };
         Job {
             id,
             name,
             task,
             trigger: trigger.into(),
-            executor: DEFAULT.to_owned(),
-            store: DEFAULT.to_owned(),
+            executor: default_name(),
+            store: default_name(),
             misfire_grace_time: defaults.misfire_grace_time,
             coalesce: defaults.coalesce,
             max_instances: defaults.max_instances,
@@ -499,7 +540,7 @@ impl Job {
     /// [`NotPersistable`] when the task is a closure or the trigger has no spec.
     pub fn to_stored(&self) -> Result<StoredJob, NotPersistable> {
         let (task, args) = match &self.task {
-            TaskRef::Named { name, args } => (name.clone(), args.clone()),
+            TaskRef::Named { name, args } => (name.to_string(), args.clone()),
             TaskRef::Local(t) => {
                 return Err(NotPersistable {
                     id: self.id.clone(),
@@ -519,12 +560,12 @@ impl Job {
         Ok(StoredJob {
             format: StoredJob::FORMAT,
             id: self.id.clone(),
-            name: self.name.clone(),
+            name: self.name.to_string(),
             task,
             args,
             trigger: AnyTrigger::clone(trigger),
-            executor: self.executor.clone(),
-            store: self.store.clone(),
+            executor: self.executor.to_string(),
+            store: self.store.to_string(),
             misfire_grace_time: self.misfire_grace_time,
             coalesce: self.coalesce,
             max_instances: self.max_instances,
@@ -540,14 +581,14 @@ impl From<StoredJob> for Job {
     fn from(s: StoredJob) -> Job {
         Job {
             id: s.id,
-            name: s.name,
+            name: s.name.into(),
             task: TaskRef::Named {
-                name: s.task,
+                name: s.task.into(),
                 args: s.args,
             },
             trigger: JobTrigger::Spec(Arc::new(s.trigger)),
-            executor: s.executor,
-            store: s.store,
+            executor: shared_name(s.executor),
+            store: shared_name(s.store),
             misfire_grace_time: s.misfire_grace_time,
             coalesce: s.coalesce,
             max_instances: s.max_instances,
@@ -588,13 +629,13 @@ pub struct JobSpec {
     task: TaskRef,
     trigger: JobTrigger,
     id: Option<JobId>,
-    name: Option<String>,
+    name: Option<Arc<str>>,
     misfire_grace_time: Option<Option<Duration>>,
     coalesce: Option<Coalesce>,
     max_instances: Option<u32>,
     next_run_time: Option<Option<DateTime<Utc>>>,
-    store: Option<String>,
-    executor: Option<String>,
+    store: Option<Arc<str>>,
+    executor: Option<Arc<str>>,
     replace_existing: bool,
     jitter: Option<Duration>,
     timeout: Option<Duration>,
@@ -643,7 +684,7 @@ impl JobSpec {
     }
 
     /// A display name (default: the task's name).
-    pub fn name(mut self, name: impl Into<String>) -> JobSpec {
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> JobSpec {
         self.name = Some(name.into());
         self
     }
@@ -684,14 +725,14 @@ impl JobSpec {
     }
 
     /// The store that keeps the job (default `default`).
-    pub fn store(mut self, store: impl Into<String>) -> JobSpec {
-        self.store = Some(store.into());
+    pub fn store(mut self, store: impl AsRef<str> + Into<Arc<str>>) -> JobSpec {
+        self.store = Some(shared_name(store));
         self
     }
 
     /// The executor that runs it (default `default`).
-    pub fn executor(mut self, executor: impl Into<String>) -> JobSpec {
-        self.executor = Some(executor.into());
+    pub fn executor(mut self, executor: impl AsRef<str> + Into<Arc<str>>) -> JobSpec {
+        self.executor = Some(shared_name(executor));
         self
     }
 
@@ -757,11 +798,11 @@ impl JobSpec {
 #[derive(Clone, Debug, Default)]
 #[must_use = "JobChanges do nothing until passed to modify_job"]
 pub struct JobChanges {
-    name: Option<String>,
+    name: Option<Arc<str>>,
     misfire_grace_time: Option<Option<Duration>>,
     coalesce: Option<Coalesce>,
     max_instances: Option<u32>,
-    executor: Option<String>,
+    executor: Option<Arc<str>>,
     next_run_time: Option<Option<DateTime<Utc>>>,
     args: Option<Value>,
     jitter: Option<Option<Duration>>,
@@ -776,7 +817,7 @@ impl JobChanges {
     }
 
     /// A new name.
-    pub fn name(mut self, name: impl Into<String>) -> JobChanges {
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> JobChanges {
         self.name = Some(name.into());
         self
     }
@@ -800,8 +841,8 @@ impl JobChanges {
     }
 
     /// A new executor.
-    pub fn executor(mut self, executor: impl Into<String>) -> JobChanges {
-        self.executor = Some(executor.into());
+    pub fn executor(mut self, executor: impl AsRef<str> + Into<Arc<str>>) -> JobChanges {
+        self.executor = Some(shared_name(executor));
         self
     }
 
@@ -1066,7 +1107,7 @@ mod tests {
                 .to_string()
                 .contains("no JSON spec")
         );
-        assert_eq!(job.name, "t");
+        assert_eq!(&*job.name, "t");
         assert!(job.is_paused());
     }
 
@@ -1087,8 +1128,8 @@ mod tests {
         assert_eq!(job.misfire_grace_time, Some(Duration::from_secs(30)));
         assert_eq!(job.coalesce, Coalesce::All);
         assert_eq!(job.max_instances, 3);
-        assert_eq!(job.store, "s");
-        assert_eq!(job.executor, "default");
+        assert_eq!(&*job.store, "s");
+        assert_eq!(&*job.executor, "default");
         let job2 = spec
             .max_instances(0)
             .into_job(&defaults, || JobId::new("gen").unwrap());
@@ -1101,7 +1142,7 @@ mod tests {
             .args(serde_json::json!([1]))
             .next_run_time(None)
             .apply(&mut job);
-        assert_eq!(job.name, "renamed");
+        assert_eq!(&*job.name, "renamed");
         assert_eq!(job.coalesce, Coalesce::Latest);
         assert_eq!(job.misfire_grace_time, None);
         assert!(job.is_paused());

@@ -94,7 +94,7 @@ impl Scheduler {
             sh.pending
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .retain(|p| p.job.store != name);
+                .retain(|p| *p.job.store != *name);
             removed
         };
         if self.announces() {

@@ -25,7 +25,8 @@
 //!   wakes it not once. The dispatcher writes a due job's advanced next
 //!   run time (or removes a finished job) *before* it submits the run; a run is never
 //!   started for a schedule the store does not already show as advanced, so a crash or a
-//!   failed write can lose a run but never repeat one.
+//!   failed write can lose a run but never repeat one. The accepted runs of a batch are
+//!   spawned together, a chunk at a time, after their jobs' writes (see `Launches`).
 //! - **Re-checked before firing.** Each job the store returns as due is checked again
 //!   against the time of this pass; it is fired only if its next run time is still at or
 //!   before it.
@@ -33,10 +34,16 @@
 //!   moves, a named task that is not registered or arguments that do not deserialize set
 //!   the job aside in its store (see the `quarantine` module); `register_task` brings it
 //!   back at the next pass.
-//! - **No polling tick, and no wait longer than [`MAX_WAIT`].** The dispatcher sleeps until
-//!   the earliest next run time, but at most a minute, so that a wall-clock jump or a
-//!   suspended machine is noticed within a minute while an idle scheduler wakes once a
-//!   minute at most.
+//! - **No polling tick, and no wait longer than [`MAX_WAIT`] unless the kernel watches the
+//!   wall clock.** The dispatcher sleeps until the earliest next run time, but at most a
+//!   minute, so that a wall-clock jump or a suspended machine is noticed within a minute
+//!   while an idle scheduler wakes once a minute at most. With the system clock on Linux,
+//!   waits of a second or more are made on a `timerfd` of the real-time clock
+//!   ([`WallTimer`]), which fires at the wall time across a suspend and at once when the
+//!   clock is set: one wake-up per wait (tokio's timer wheel wakes a few seconds before a
+//!   long sleep as well, to move it to a finer level), and no minute cap when every store
+//!   is in memory. A persistent store keeps the cap: another process (a second scheduler,
+//!   the CLI) may add a job to it that is due before this dispatcher would wake.
 //! - **The loop never dies.** A store error becomes a `StoreError` event, a tracing error
 //!   and a retry after an exponential backoff (100 ms doubling to 30 s); a panicking
 //!   trigger pauses its job and is reported as a job error; a job's own failure or panic is
@@ -67,19 +74,28 @@ use tracing::Instrument;
 
 use crate::Executor;
 use crate::backlog::{backlog, plan};
+use crate::clock::WallTimer;
 use crate::scheduler::{AWAKE, PAUSED, SchedulerState, Shared, wall_nanos};
 use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
 
 /// Due jobs fetched and processed per store call and per hold of the ops lock.
 pub(crate) const BATCH: usize = 1024;
-/// The longest single sleep.
+/// The longest single sleep, unless the wall-clock timer is used (see [`run`]).
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The shortest wait made on the wall-clock timer of the system clock.
+const WALL_TIMER_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// The dispatcher task. Ends only when the scheduler's stop token fires.
 pub(crate) async fn run(sh: Arc<Shared>) {
     let mut backoff = BACKOFF_MIN;
+    // The system clock's kernel timer, where there is one (see `SystemClock`).
+    let mut wall_timer = if sh.clock.is_system() {
+        WallTimer::new()
+    } else {
+        None
+    };
     loop {
         if sh.stop.is_cancelled() {
             return;
@@ -101,10 +117,18 @@ pub(crate) async fn run(sh: Arc<Shared>) {
             _ = sh.stop.cancelled() => return,
             r = process(&sh, now) => r,
         };
-        let mut wait = match next {
-            Some(t) => (t - sh.clock.now()).to_std().unwrap_or(Duration::ZERO),
-            None => MAX_WAIT,
+        // When to wake, as a wall time: the earliest next run time itself, not "now plus
+        // the wait until it", which lands a hair later and would let every job added for
+        // that same instant wake the dispatcher again. `None`: nothing is scheduled; sleep
+        // until woken.
+        let now = sh.clock.now();
+        let after = |d: Duration| {
+            TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
         };
+        let mut wake_at = next;
         if errors.is_empty() {
             backoff = BACKOFF_MIN;
         } else {
@@ -117,24 +141,47 @@ pub(crate) async fn run(sh: Arc<Shared>) {
                     backoff,
                 )));
             }
-            wait = wait.min(backoff);
+            wake_at = Some(wake_at.map_or(after(backoff), |t| t.min(after(backoff))));
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
-        let wait = wait.min(MAX_WAIT);
-        if wait.is_zero() {
+        // The wait is split into minutes unless the kernel watches the wall clock for us
+        // and no other process can change a store (a persistent store can be written by
+        // another scheduler or the CLI, which cannot wake this one).
+        let split = wall_timer.is_none() || sh.stores().iter().any(|(_, s)| s.is_persistent());
+        if split {
+            wake_at = Some(wake_at.map_or(after(MAX_WAIT), |t| t.min(after(MAX_WAIT))));
+        }
+        let wait = wake_at.map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
+        if wait.is_some_and(|w| w.is_zero()) {
             tokio::task::yield_now().await;
             continue;
         }
-        let wake_at = TimeDelta::from_std(wait)
-            .ok()
-            .and_then(|w| sh.clock.now().checked_add_signed(w));
         sh.sleeping_until
             .store(wake_at.map_or(AWAKE, wall_nanos), Ordering::SeqCst);
+        let sleep = async {
+            match (&wall_timer, wake_at, wait) {
+                (_, _, None) => std::future::pending().await,
+                // Long waits on the kernel's wall-clock timer; short ones on tokio's, whose
+                // millisecond ticks let one wake-up take every job due within the tick.
+                (Some(timer), Some(at), Some(wait)) if wait >= WALL_TIMER_MIN => {
+                    timer.sleep_until(at).await
+                }
+                (_, _, Some(wait)) => {
+                    tokio::time::sleep(wait).await;
+                    Ok(())
+                }
+            }
+        };
         tokio::select! {
             biased;
             _ = sh.stop.cancelled() => return,
             _ = sh.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            slept = sleep => {
+                if let Err(error) = slept {
+                    tracing::warn!(%error, "wall-clock timer failed; waiting on tokio's timer from now on");
+                    wall_timer = None;
+                }
+            }
         }
     }
 }
@@ -180,10 +227,19 @@ async fn process_store(
         }
         let batch = store.due_jobs(now, BATCH).await?;
         let full = batch.len() == BATCH;
+        let mut launches = Launches::default();
+        let mut fired = Ok(());
         for job in batch {
-            fire(sh, name, store, job, now).await?;
+            fired = fire(sh, name, store, job, now, &mut launches).await;
+            if fired.is_err() {
+                break;
+            }
         }
         drop(ops);
+        // The batch's runs start together, after its writes (and also when this future
+        // is dropped half-way: see `Launches`).
+        drop(launches);
+        fired?;
         if !full {
             break;
         }
@@ -200,6 +256,7 @@ async fn fire(
     store: &BoxJobStore,
     job: Job,
     now: DateTime<Utc>,
+    launches: &mut Launches,
 ) -> Result<(), StoreError> {
     let Some(first) = job.next_run_time else {
         return Ok(());
@@ -207,8 +264,10 @@ async fn fire(
     if first > now {
         return Ok(());
     }
-    // A job that can never run is set aside with its schedule as it is.
-    if crate::quarantine::quarantine_if_unrunnable(sh, store_name, store, &job).await? {
+    // A job that can never run is set aside with its schedule as it is. The task resolved
+    // for the check is the one submitted below.
+    let task = sh.resolve_task(&job.task);
+    if crate::quarantine::quarantine_if_unrunnable(sh, store_name, store, &job, &task).await? {
         return Ok(());
     }
     let cap = sh.max_backlog;
@@ -227,7 +286,7 @@ async fn fire(
                 Ok(()) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
-            crate::metrics::errored(store_name, &job.executor);
+            sh.metrics.get(store_name, &job.executor).errored();
             sh.emit(Event::Execution(JobExecutionEvent::error(
                 job.id.clone(),
                 store_name,
@@ -240,7 +299,8 @@ async fn fire(
     };
     let plan = plan(&bl.due, now, job.misfire_grace_time, job.coalesce);
 
-    // The schedule moves on in the store before any run starts.
+    // The schedule moves on in the store before any run starts. The job's fields are
+    // shared (`Arc`s), so the copy written back costs a few reference counts.
     if bl.next.is_some() {
         let mut advanced = job.clone();
         advanced.next_run_time = bl.next;
@@ -251,11 +311,15 @@ async fn fire(
         }
     } else {
         match store.remove_job(&job.id).await {
-            Ok(()) => sh.emit(Event::Job(JobEvent::new(
-                EventKind::JobRemoved,
-                job.id.clone(),
-                store_name,
-            ))),
+            Ok(()) => {
+                if sh.events.wants(EventKind::JobRemoved) {
+                    sh.emit(Event::Job(JobEvent::new(
+                        EventKind::JobRemoved,
+                        job.id.clone(),
+                        store_name,
+                    )));
+                }
+            }
             Err(StoreError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -265,7 +329,7 @@ async fn fire(
     }
     for t in plan.missed {
         tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
-        crate::metrics::missed(store_name, &job.executor);
+        sh.metrics.get(store_name, &job.executor).missed();
         sh.emit(Event::Execution(JobExecutionEvent::missed(
             job.id.clone(),
             store_name,
@@ -273,7 +337,7 @@ async fn fire(
         )));
     }
     if !plan.run.is_empty() {
-        submit(sh, &job, &plan.run, bl.next);
+        submit_resolved(sh, &job, task, plan.run, bl.next, launches);
     }
     Ok(())
 }
@@ -287,23 +351,44 @@ async fn fire(
 pub(crate) fn submit(
     sh: &Arc<Shared>,
     job: &Job,
-    times: &[DateTime<Utc>],
+    times: Vec<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
 ) -> bool {
+    let mut launches = Launches::default();
+    submit_resolved(
+        sh,
+        job,
+        sh.resolve_task(&job.task),
+        times,
+        next,
+        &mut launches,
+    )
+}
+
+/// [`submit`] with the job's task already resolved (`Err`: why it cannot run).
+fn submit_resolved(
+    sh: &Arc<Shared>,
+    job: &Job,
+    task: Result<TaskFn, String>,
+    times: Vec<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+    launches: &mut Launches,
+) -> bool {
+    let metrics = sh.metrics.get(&job.store, &job.executor);
     let failed = |message: String| {
         tracing::error!(job_id = %job.id, "{message}");
-        for &t in times {
-            crate::metrics::errored(&job.store, &job.executor);
+        for &t in &times {
+            metrics.errored();
             sh.emit(Event::Execution(JobExecutionEvent::error(
                 job.id.clone(),
-                job.store.clone(),
+                &*job.store,
                 t,
                 JobFailure::new(FailureKind::Setup, message.clone()),
                 None,
             )));
         }
     };
-    let task = match sh.resolve_task(&job.task) {
+    let task = match task {
         Ok(task) => task,
         Err(message) => {
             failed(message);
@@ -316,26 +401,28 @@ pub(crate) fn submit(
     };
     let Some(permit) = sh.try_acquire_instance(job) else {
         tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
-        crate::metrics::refused(&job.store, &job.executor);
+        metrics.refused();
         sh.emit(Event::Submission(JobSubmissionEvent::new(
             EventKind::JobMaxInstances,
             job.id.clone(),
-            job.store.clone(),
-            times.to_vec(),
+            &*job.store,
+            times,
         )));
         return false;
     };
-    crate::metrics::fired(&job.store, &job.executor, times.len());
+    metrics.fired(times.len());
     if sh.events.wants(EventKind::JobSubmitted) {
         sh.emit(Event::Submission(JobSubmissionEvent::new(
             EventKind::JobSubmitted,
             job.id.clone(),
-            job.store.clone(),
-            times.to_vec(),
+            &*job.store,
+            times.clone(),
         )));
     }
     let start_at = start_time(sh, job, times.first().copied(), next);
-    spawn_run(sh, job, task, executor, times.to_vec(), start_at, permit);
+    let running = crate::metrics::Running::new(metrics);
+    let launch = prepare_run(sh, job, task, executor, times, start_at, (permit, running));
+    launches.push(launch);
     true
 }
 
@@ -357,21 +444,105 @@ fn start_time(
     Some(jittered(first, jitter, next, &mut &sh.rng))
 }
 
-/// Spawns the runs of one submission. The `max_instances` permit moves into the task's
-/// future, so it is released however the runs end: success, error, panic (caught), timeout
-/// or cancellation.
-fn spawn_run(
+/// Submissions accepted and not yet spawned. The dispatcher collects those of a batch and
+/// spawns them together, [`LAUNCH_CHUNK`] at a time and at the end of the batch, after
+/// their schedules are written: a run of spawns wakes an idle worker once, where spawns
+/// spread between store writes would wake one per run; and chunks keep the other workers
+/// running a large batch's runs while the dispatcher is still writing its schedules.
+/// Dropping the list spawns what it holds, so a batch cut short (an error, or the
+/// dispatcher's future dropped at shutdown) still starts every run whose schedule moved.
+#[derive(Default)]
+pub(crate) struct Launches(Vec<Launch>);
+
+/// How many accepted submissions are spawned together at most.
+const LAUNCH_CHUNK: usize = 64;
+
+impl Launches {
+    fn push(&mut self, launch: Launch) {
+        self.0.push(launch);
+        if self.0.len() >= LAUNCH_CHUNK {
+            for launch in self.0.drain(..) {
+                launch.spawn();
+            }
+        }
+    }
+}
+
+impl Drop for Launches {
+    fn drop(&mut self) {
+        for launch in self.0.drain(..) {
+            launch.spawn();
+        }
+    }
+}
+
+/// One submission, ready to spawn.
+pub(crate) struct Launch {
+    run: Run,
+    times: Vec<DateTime<Utc>>,
+    start_at: Option<DateTime<Utc>>,
+    permit: OwnedSemaphorePermit,
+    span: tracing::Span,
+}
+
+impl Launch {
+    /// Spawns the runs. The `max_instances` permit moves into the task's future, so it is
+    /// released however the runs end: success, error, panic (caught), timeout or
+    /// cancellation.
+    fn spawn(self) {
+        let Launch {
+            run,
+            times,
+            start_at,
+            permit,
+            span,
+        } = self;
+        let tracker = run.sh.tracker.clone();
+        let fut = async move {
+            let permit = permit;
+            // The delay is measured from now, so a late dispatch is not made later still.
+            let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
+            if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = run.sh.run_cancel.cancelled() => {}
+                }
+            }
+            for scheduled in times {
+                run.run(scheduled).await;
+            }
+            drop(permit);
+            let Run { sh, id, store, .. } = run;
+            sh.release_instance((store, id));
+        };
+        tracker.spawn(fut.instrument(span));
+    }
+}
+
+/// Prepares the runs of one submission (see [`Launch::spawn`]).
+fn prepare_run(
     sh: &Arc<Shared>,
     job: &Job,
     task: TaskFn,
     executor: Executor,
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
-    permit: OwnedSemaphorePermit,
-) {
+    (permit, running): (OwnedSemaphorePermit, crate::metrics::Running),
+) -> Launch {
     let first = times.first().copied();
-    let lateness_ms = first.map(|t| (sh.clock.now() - t).num_milliseconds());
-    let span = tracing::info_span!("job_run", job_id = %job.id, scheduled = ?first, lateness_ms);
+    // The span is built only when a subscriber wants it (`Span::none()` otherwise), so its
+    // fields cost nothing without one.
+    let span = tracing::info_span!(
+        "job_run",
+        job_id = %job.id,
+        scheduled = ?first,
+        lateness_ms = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(first) = first
+    {
+        span.record("lateness_ms", (sh.clock.now() - first).num_milliseconds());
+    }
     let run = Run {
         sh: sh.clone(),
         id: job.id.clone(),
@@ -384,40 +555,29 @@ fn spawn_run(
         retry: job.retry,
         task,
         executor,
-        executor_name: job.executor.clone(),
+        running,
     };
-    let running = crate::metrics::Running::new(&job.executor);
-    let fut = async move {
-        let permit = permit;
-        let _running = running;
-        // The delay is measured from now, so a late dispatch is not made later still.
-        let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
-        if let Some(delay) = delay.filter(|d| !d.is_zero()) {
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = run.sh.run_cancel.cancelled() => {}
-            }
-        }
-        for scheduled in times {
-            run.run(scheduled).await;
-        }
-        drop(permit);
-        run.sh.release_instance(&run.store, &run.id);
-    };
-    sh.tracker.spawn(fut.instrument(span));
+    Launch {
+        run,
+        times,
+        start_at,
+        permit,
+        span,
+    }
 }
 
 /// What one submission needs to run its times.
 struct Run {
     sh: Arc<Shared>,
     id: sched_core::job::JobId,
-    store: String,
+    store: Arc<str>,
     args: Value,
     timeout: Option<Duration>,
     retry: Option<sched_core::job::RetryPolicy>,
     task: TaskFn,
     executor: Executor,
-    executor_name: String,
+    /// Counts the submission as running while it lives; holds the metric handles.
+    running: crate::metrics::Running,
 }
 
 impl Run {
@@ -427,7 +587,7 @@ impl Run {
         let lateness = (self.sh.clock.now() - scheduled)
             .to_std()
             .unwrap_or_default();
-        crate::metrics::late(&self.store, &self.executor_name, lateness);
+        self.running.handles().late(lateness);
         for attempt in 1..=max_attempts {
             let (result, duration) = self.attempt(scheduled, attempt).await;
             let (event, retry) = match result {
@@ -436,7 +596,7 @@ impl Run {
                 Ok(value) => (
                     JobExecutionEvent::executed(
                         self.id.clone(),
-                        self.store.clone(),
+                        &*self.store,
                         scheduled,
                         value,
                         duration,
@@ -444,7 +604,7 @@ impl Run {
                     false,
                 ),
                 Err(failure) => {
-                    crate::metrics::errored(&self.store, &self.executor_name);
+                    self.running.handles().errored();
                     tracing::error!(error = %failure, scheduled = %scheduled, attempt, "job run failed");
                     let retry = attempt < max_attempts
                         && matches!(
@@ -453,7 +613,7 @@ impl Run {
                         );
                     let event = JobExecutionEvent::error(
                         self.id.clone(),
-                        self.store.clone(),
+                        &*self.store,
                         scheduled,
                         failure,
                         Some(duration),

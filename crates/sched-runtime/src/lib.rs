@@ -3,8 +3,9 @@
 //! A [`Scheduler`] holds named job stores ([`sched_stores::JobStore`]) and named
 //! [`Executor`]s. One dispatcher task per scheduler sleeps until the earliest next run time
 //! of any job (the stores keep jobs ordered by it), fires what is due, and is woken early by
-//! every change; an idle scheduler wakes at most once a minute. See the `dispatcher` module
-//! source for its ground rules.
+//! every change; an idle scheduler wakes at most once a minute (on Linux with the system
+//! clock and in-memory stores, not at all: see [`clock::SystemClock`]). See the `dispatcher`
+//! module source for its ground rules.
 //!
 //! Stores and executors can also be added and removed while the scheduler runs
 //! ([`Scheduler::add_store`], [`Scheduler::add_executor`], ...). The [`config`] module reads

@@ -15,11 +15,19 @@
 //! Labels are store and executor names, never job ids: a scheduler may hold a million jobs,
 //! and one time series per job would swamp any metrics backend. Per-job detail is in the
 //! events and the tracing spans.
+//!
+//! The handles of each (store, executor) pair are registered with the recorder once, at
+//! the pair's first use, and kept by the scheduler ([`MetricsCache`]), so a fire costs a
+//! few atomic increments and no label strings. A recorder is therefore seen by the
+//! schedulers that record their first metric after it is installed: install it at the
+//! start of the program (as exporters ask anyway).
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ::metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
 };
 
 /// Run times handed to an executor.
@@ -64,27 +72,85 @@ pub(crate) fn describe() {
     );
 }
 
-pub(crate) fn fired(store: &str, executor: &str, runs: usize) {
-    counter!(FIRES, "store" => store.to_owned(), "executor" => executor.to_owned())
-        .increment(runs as u64);
+/// The metric handles of one (store, executor) pair.
+pub(crate) struct Handles {
+    fires: Counter,
+    misses: Counter,
+    errors: Counter,
+    refused: Counter,
+    lateness: Histogram,
+    running: Gauge,
 }
 
-pub(crate) fn missed(store: &str, executor: &str) {
-    counter!(MISSES, "store" => store.to_owned(), "executor" => executor.to_owned()).increment(1);
+impl Handles {
+    fn register(store: &str, executor: &str) -> Handles {
+        let labels = [
+            ("store", store.to_owned()),
+            ("executor", executor.to_owned()),
+        ];
+        Handles {
+            fires: counter!(FIRES, &labels),
+            misses: counter!(MISSES, &labels),
+            errors: counter!(ERRORS, &labels),
+            refused: counter!(MAX_INSTANCES, &labels),
+            lateness: histogram!(LATENESS, &labels),
+            running: gauge!(RUNNING, "executor" => executor.to_owned()),
+        }
+    }
+
+    /// `runs` run times handed to the executor.
+    pub(crate) fn fired(&self, runs: usize) {
+        self.fires.increment(runs as u64);
+    }
+
+    /// A run time missed.
+    pub(crate) fn missed(&self) {
+        self.misses.increment(1);
+    }
+
+    /// A failed attempt.
+    pub(crate) fn errored(&self) {
+        self.errors.increment(1);
+    }
+
+    /// A submission refused by `max_instances`.
+    pub(crate) fn refused(&self) {
+        self.refused.increment(1);
+    }
+
+    /// The lateness of a run's start.
+    pub(crate) fn late(&self, lateness: Duration) {
+        self.lateness.record(lateness.as_secs_f64());
+    }
 }
 
-pub(crate) fn errored(store: &str, executor: &str) {
-    counter!(ERRORS, "store" => store.to_owned(), "executor" => executor.to_owned()).increment(1);
-}
+/// The handles of every (store, executor) pair met so far: a short list (a scheduler has a
+/// few stores and executors), read under a shared lock, added to at a pair's first use.
+#[derive(Default)]
+pub(crate) struct MetricsCache(RwLock<Vec<Pair>>);
 
-pub(crate) fn refused(store: &str, executor: &str) {
-    counter!(MAX_INSTANCES, "store" => store.to_owned(), "executor" => executor.to_owned())
-        .increment(1);
-}
+/// A store name, an executor name and their handles.
+type Pair = (Box<str>, Box<str>, Arc<Handles>);
 
-pub(crate) fn late(store: &str, executor: &str, lateness: Duration) {
-    histogram!(LATENESS, "store" => store.to_owned(), "executor" => executor.to_owned())
-        .record(lateness.as_secs_f64());
+impl MetricsCache {
+    /// The handles of `store` and `executor`, registered at their first use.
+    pub(crate) fn get(&self, store: &str, executor: &str) -> Arc<Handles> {
+        let find = |list: &[Pair]| {
+            list.iter()
+                .find(|(s, e, _)| **s == *store && **e == *executor)
+                .map(|(_, _, h)| h.clone())
+        };
+        if let Some(h) = find(&self.0.read().unwrap_or_else(PoisonError::into_inner)) {
+            return h;
+        }
+        let mut list = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = find(&list) {
+            return h;
+        }
+        let h = Arc::new(Handles::register(store, executor));
+        list.push((store.into(), executor.into(), h.clone()));
+        h
+    }
 }
 
 pub(crate) fn store_failed(store: &str) {
@@ -93,18 +159,22 @@ pub(crate) fn store_failed(store: &str) {
 
 /// Counts a submission in `sched_jobs_running` while it lives: released on every exit path
 /// (end, panic caught, cancellation, the future dropped at shutdown).
-pub(crate) struct Running(::metrics::Gauge);
+pub(crate) struct Running(Arc<Handles>);
 
 impl Running {
-    pub(crate) fn new(executor: &str) -> Running {
-        let g = gauge!(RUNNING, "executor" => executor.to_owned());
-        g.increment(1.0);
-        Running(g)
+    pub(crate) fn new(handles: Arc<Handles>) -> Running {
+        handles.running.increment(1.0);
+        Running(handles)
+    }
+
+    /// The handles of the run's (store, executor).
+    pub(crate) fn handles(&self) -> &Handles {
+        &self.0
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.decrement(1.0);
+        self.0.running.decrement(1.0);
     }
 }

@@ -30,6 +30,7 @@ use sched_core::job::{Job, TaskRef};
 use sched_stores::{BoxJobStore, JobStore, QuarantinedJob, StoreError};
 
 use crate::scheduler::Shared;
+use crate::task::TaskFn;
 use crate::{Scheduler, SchedulerError};
 
 impl Scheduler {
@@ -67,11 +68,16 @@ impl Scheduler {
 /// Why `job` can never run as it is, if so: only named tasks are checked (a closure job
 /// lives in memory with its closure).
 pub(crate) fn unrunnable(sh: &Shared, job: &Job) -> Option<String> {
+    unrunnable_as(job, &sh.resolve_task(&job.task))
+}
+
+/// [`unrunnable`] with the job's task resolved already.
+fn unrunnable_as(job: &Job, task: &Result<TaskFn, String>) -> Option<String> {
     let TaskRef::Named { name, args } = &job.task else {
         return None;
     };
-    match sh.resolve_task(&job.task) {
-        Err(message) => Some(message),
+    match task {
+        Err(message) => Some(message.clone()),
         Ok(task) => task
             .check_args(args)
             .err()
@@ -79,16 +85,17 @@ pub(crate) fn unrunnable(sh: &Shared, job: &Job) -> Option<String> {
     }
 }
 
-/// Quarantines `job` in `store` when it cannot run. `Ok(true)` when the job was set aside
-/// (or is gone) and must not fire; `Ok(false)` to fire it as usual (it can run, or the store
-/// cannot quarantine).
+/// Quarantines `job` in `store` when it cannot run (`task`: its task, resolved). `Ok(true)`
+/// when the job was set aside (or is gone) and must not fire; `Ok(false)` to fire it as
+/// usual (it can run, or the store cannot quarantine).
 pub(crate) async fn quarantine_if_unrunnable(
     sh: &Shared,
     store_name: &str,
     store: &BoxJobStore,
     job: &Job,
+    task: &Result<TaskFn, String>,
 ) -> Result<bool, StoreError> {
-    let Some(reason) = unrunnable(sh, job) else {
+    let Some(reason) = unrunnable_as(job, task) else {
         return Ok(false);
     };
     match store.quarantine_job(&job.id, &reason).await {

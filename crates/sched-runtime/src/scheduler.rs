@@ -198,6 +198,7 @@ impl SchedulerBuilder {
                 pending: Mutex::new(Vec::new()),
                 release_check: AtomicBool::new(true),
                 instances: Mutex::new(HashMap::new()),
+                metrics: crate::metrics::MetricsCache::default(),
                 tracker: TaskTracker::new(),
                 run_cancel: CancellationToken::new(),
                 stop: CancellationToken::new(),
@@ -282,7 +283,7 @@ impl fmt::Debug for Scheduler {
 }
 
 /// A job's key in the `max_instances` table: its store and id.
-type InstanceKey = (String, JobId);
+pub(crate) type InstanceKey = (Arc<str>, JobId);
 
 pub(crate) struct Pending {
     pub(crate) job: Job,
@@ -322,6 +323,8 @@ pub(crate) struct Shared {
     pub(crate) release_check: AtomicBool,
     /// `max_instances` semaphores of jobs with runs going, by (store, id), with their size.
     instances: Mutex<HashMap<InstanceKey, (Arc<Semaphore>, u32)>>,
+    /// Metric handles per (store, executor), registered at first use.
+    pub(crate) metrics: crate::metrics::MetricsCache,
     pub(crate) tracker: TaskTracker,
     /// Cancels running jobs ([`ShutdownMode::Cancel`]); each run's token is a child.
     pub(crate) run_cancel: CancellationToken,
@@ -399,7 +402,7 @@ impl Shared {
                 .tasks
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
-                .get(name)
+                .get(&**name)
                 .cloned()
                 .ok_or_else(|| format!("task {name:?} is not registered")),
             TaskRef::Local(local) => local_task_fn(local)
@@ -427,12 +430,11 @@ impl Shared {
     }
 
     /// Forgets a job's semaphore once no run holds a permit of it.
-    pub(crate) fn release_instance(&self, store: &str, id: &JobId) {
+    pub(crate) fn release_instance(&self, key: InstanceKey) {
         let mut map = self
             .instances
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = (store.to_owned(), id.clone());
         if let Some((sem, max)) = map.get(&key)
             && sem.available_permits() == *max as usize
         {
@@ -466,10 +468,21 @@ fn keep_stored_schedule(stored: &Job, new: &Job) -> bool {
     }
 }
 
-/// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way).
+/// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way), written
+/// into a stack buffer: one allocation, the id's own.
 fn random_id() -> JobId {
-    let hex = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    JobId::new(hex).expect("32 hex digits are never empty")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 32];
+    for (half, word) in text
+        .chunks_exact_mut(16)
+        .zip([fastrand::u64(..), fastrand::u64(..)])
+    {
+        for (i, digit) in half.iter_mut().enumerate() {
+            *digit = HEX[((word >> (60 - 4 * i)) & 0xf) as usize];
+        }
+    }
+    let text = std::str::from_utf8(&text).expect("hex digits are ASCII");
+    JobId::new(text).expect("32 hex digits are never empty")
 }
 
 impl Scheduler {
@@ -593,10 +606,10 @@ impl Scheduler {
         let explicit_next = spec.explicit_next_run_time().is_some();
         let job = spec.into_job(&sh.defaults(), random_id);
         let Some(store) = sh.store(&job.store) else {
-            return Err(SchedulerError::UnknownStore(job.store));
+            return Err(SchedulerError::UnknownStore(job.store.to_string()));
         };
         if sh.executor(&job.executor).is_none() {
-            return Err(SchedulerError::UnknownExecutor(job.executor));
+            return Err(SchedulerError::UnknownExecutor(job.executor.to_string()));
         }
         sh.resolve_task(&job.task).map_err(|_| {
             SchedulerError::UnknownTask(job.task.name().unwrap_or_default().to_owned())
@@ -614,7 +627,7 @@ impl Scheduler {
                     if !replace {
                         return Err(SchedulerError::JobExists {
                             id,
-                            store: pending[i].job.store.clone(),
+                            store: pending[i].job.store.to_string(),
                         });
                     }
                     pending.remove(i);
@@ -646,7 +659,7 @@ impl Scheduler {
         let store_name = job.store.clone();
         let store = sh
             .store(&store_name)
-            .ok_or_else(|| SchedulerError::UnknownStore(store_name.clone()))?;
+            .ok_or_else(|| SchedulerError::UnknownStore(store_name.to_string()))?;
         let id = job.id.clone();
         let mut next = job.next_run_time;
         let written = if replace {
@@ -681,16 +694,19 @@ impl Scheduler {
             Err(e) if e.is_conflict() => {
                 return Err(SchedulerError::JobExists {
                     id,
-                    store: store_name,
+                    store: store_name.to_string(),
                 });
             }
             Err(e) => return Err(SchedulerError::store(&store_name, e)),
         }
-        sh.emit(Event::Job(JobEvent::new(
-            EventKind::JobAdded,
-            id,
-            store_name,
-        )));
+        // The hot path of a bulk add: no event built when nobody listens.
+        if sh.events.wants(EventKind::JobAdded) {
+            sh.emit(Event::Job(JobEvent::new(
+                EventKind::JobAdded,
+                id,
+                &*store_name,
+            )));
+        }
         sh.wake_if_before(next);
         Ok(())
     }
@@ -964,7 +980,7 @@ impl Scheduler {
         sh.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|p| store.is_some_and(|s| p.job.store != s));
+            .retain(|p| store.is_some_and(|s| *p.job.store != *s));
         for (name, st) in sh.stores().iter() {
             if store.is_none_or(|s| s == name) {
                 st.remove_all_jobs()
@@ -996,7 +1012,7 @@ impl Scheduler {
             return Err(SchedulerError::JobNotFound { id: id.clone() });
         };
         let now = sh.clock.now();
-        if !dispatcher::submit(&self.shared, &job, &[now], job.next_run_time) {
+        if !dispatcher::submit(&self.shared, &job, vec![now], job.next_run_time) {
             return Err(SchedulerError::MaxInstances {
                 id: id.clone(),
                 max: job.max_instances,

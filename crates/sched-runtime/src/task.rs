@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Debug)]
 pub struct JobContext {
     pub(crate) job_id: JobId,
-    pub(crate) store: String,
+    pub(crate) store: Arc<str>,
     pub(crate) scheduled_run_time: DateTime<Utc>,
     pub(crate) attempt: u32,
     pub(crate) cancel: CancellationToken,
@@ -233,7 +233,7 @@ mod tests {
         let scheduled = DateTime::from_timestamp_micros(1_795_500_000_123_456).unwrap();
         let ctx = JobContext {
             job_id: JobId::new("report").unwrap(),
-            store: "default".to_owned(),
+            store: "default".into(),
             scheduled_run_time: scheduled,
             attempt: 2,
             cancel: CancellationToken::new(),

@@ -271,7 +271,7 @@ async fn a_configured_scheduler_applies_defaults_and_executors() {
     let job = s.get_job(&job).await.unwrap().unwrap();
     assert_eq!(job.max_instances, 3);
     assert_eq!(job.misfire_grace_time, Some(Duration::from_secs(30)));
-    assert_eq!(job.executor, "pool");
+    assert_eq!(&*job.executor, "pool");
     // `SchedulerBuilder::from_config` is the same.
     let s2 = sched_runtime::SchedulerBuilder::from_config(&config)
         .unwrap()

@@ -462,7 +462,7 @@ async fn named_stores_side_by_side() {
     assert!(disk.lookup_job(&id("on-disk")).await.unwrap().is_some());
     assert!(disk.lookup_job(&id("in-memory")).await.unwrap().is_none());
     assert_eq!(
-        s.get_job(&id("in-memory")).await.unwrap().unwrap().store,
+        &*s.get_job(&id("in-memory")).await.unwrap().unwrap().store,
         "default"
     );
 

@@ -338,7 +338,7 @@ async fn replace_existing_replaces_and_a_taken_id_is_refused() {
         .await
         .unwrap();
     let job = s.get_job(&id("same")).await.unwrap().unwrap();
-    assert_eq!(job.name, "third");
+    assert_eq!(&*job.name, "third");
     assert_eq!(s.get_jobs().await.unwrap().len(), 1);
 }
 
@@ -665,10 +665,7 @@ async fn modify_and_reschedule() {
         .modify_job(&job, JobChanges::new().name("renamed").max_instances(3))
         .await
         .unwrap();
-    assert_eq!(
-        (modified.name.as_str(), modified.max_instances),
-        ("renamed", 3)
-    );
+    assert_eq!((&*modified.name, modified.max_instances), ("renamed", 3));
     let moved = s
         .reschedule_job(&job, Every::seconds_from(at(0, 5, 0), 300))
         .await
@@ -1073,7 +1070,7 @@ async fn named_stores_hold_their_jobs_and_events_name_them() {
         .add_job(JobSpec::new(runs.task(&clock, NO_BUSY), once(at(0, 1, 0))).store("other"))
         .await
         .unwrap();
-    assert_eq!(s.get_job(&b).await.unwrap().unwrap().store, "other");
+    assert_eq!(&*s.get_job(&b).await.unwrap().unwrap().store, "other");
     until(&clock, at(0, 1, 10)).await;
     let stores: Vec<(sched_core::JobId, String)> = rec
         .executions(EventKind::JobExecuted)

@@ -245,8 +245,8 @@ async fn add_and_lookup(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger
         .expect("add_and_lookup: lookup")
         .expect("add_and_lookup: the added job is found");
     assert_eq!(got.id, id("a"), "add_and_lookup: id");
-    assert_eq!(got.name, "A job", "add_and_lookup: name");
-    assert_eq!(got.executor, "pool", "add_and_lookup: executor");
+    assert_eq!(&*got.name, "A job", "add_and_lookup: name");
+    assert_eq!(&*got.executor, "pool", "add_and_lookup: executor");
     assert_eq!(
         got.misfire_grace_time, None,
         "add_and_lookup: misfire_grace_time"
@@ -265,7 +265,7 @@ async fn add_and_lookup(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger
     );
     match &got.task {
         TaskRef::Named { name, args } => {
-            assert_eq!(name, "task", "add_and_lookup: task name");
+            assert_eq!(&**name, "task", "add_and_lookup: task name");
             assert_eq!(args, &json!({"job": "a"}), "add_and_lookup: args");
         }
         other => panic!("add_and_lookup: task came back as {other:?}"),
@@ -324,7 +324,7 @@ async fn update(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
         .await
         .expect("lookup")
         .expect("found");
-    assert_eq!(got.name, "renamed", "update: the new fields are stored");
+    assert_eq!(&*got.name, "renamed", "update: the new fields are stored");
     let due = store.due_jobs(t(59), 10).await.expect("due");
     assert_eq!(
         ids(&due),

@@ -127,9 +127,11 @@ const RULES: [FieldRules; 8] = [
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CronTrigger {
-    fields: [Option<String>; 8],
-    options: Options,
-    searcher: Searcher,
+    // Boxed, as in `CrontabTrigger`: `AnyTrigger` is as large as its largest variant, and
+    // every job holds one.
+    fields: Box<[Option<String>; 8]>,
+    options: Box<Options>,
+    searcher: Box<Searcher>,
 }
 
 /// Builds a [`CronTrigger`]; every field is optional, the time zone is required.
@@ -238,9 +240,9 @@ impl CronTrigger {
         let schedule = compile_fields(&fields, prefix)?;
         let searcher = Searcher::new(schedule, options.zone, options.repeat, options.end_date);
         Ok(CronTrigger {
-            fields,
-            options,
-            searcher,
+            fields: Box::new(fields),
+            options: Box::new(options),
+            searcher: Box::new(searcher),
         })
     }
 

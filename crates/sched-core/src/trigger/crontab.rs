@@ -57,8 +57,10 @@ use crate::{TriggerError, Zone};
 #[derive(Clone, Debug, PartialEq)]
 pub struct CrontabTrigger {
     expr: String,
-    options: Options,
-    searcher: Searcher,
+    // Boxed: `AnyTrigger` is as large as its largest variant, and every job holds one; the
+    // compiled schedule is hundreds of bytes, an interval trigger a few dozen.
+    options: Box<Options>,
+    searcher: Box<Searcher>,
 }
 
 impl CrontabTrigger {
@@ -87,13 +89,13 @@ impl CrontabTrigger {
         let searcher = Searcher::new(schedule, options.zone, options.repeat, options.end_date);
         Ok(CrontabTrigger {
             expr,
-            options,
-            searcher,
+            options: Box::new(options),
+            searcher: Box::new(searcher),
         })
     }
 
     fn rebuild(mut self) -> Self {
-        self.searcher = Searcher::new(
+        *self.searcher = Searcher::new(
             self.searcher.schedule,
             self.options.zone,
             self.options.repeat,

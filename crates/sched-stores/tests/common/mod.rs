@@ -89,12 +89,12 @@ impl JobCodec for NeverCodec {
         let record = Record {
             format: 1,
             id: job.id.to_string(),
-            name: job.name.clone(),
-            task: name.clone(),
+            name: job.name.to_string(),
+            task: name.to_string(),
             args: args.clone(),
             trigger: json!({"type": "never"}),
-            executor: job.executor.clone(),
-            store: job.store.clone(),
+            executor: job.executor.to_string(),
+            store: job.store.to_string(),
             misfire_grace_time: job.misfire_grace_time.map(|d| d.as_secs_f64()),
             coalesce: job.coalesce,
             max_instances: job.max_instances,
@@ -120,9 +120,9 @@ impl JobCodec for NeverCodec {
         }
         let id = JobId::new(&r.id).map_err(|e| bad(None, e.to_string()))?;
         let mut job = Job::new(id, TaskRef::named(r.task, r.args), never_trigger());
-        job.name = r.name;
-        job.executor = r.executor;
-        job.store = r.store;
+        job.name = r.name.into();
+        job.executor = r.executor.into();
+        job.store = r.store.into();
         job.misfire_grace_time = r.misfire_grace_time.map(std::time::Duration::from_secs_f64);
         job.coalesce = r.coalesce;
         job.max_instances = r.max_instances;
