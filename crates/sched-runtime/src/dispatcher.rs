@@ -63,10 +63,12 @@ use sched_stores::{BoxJobStore, JobStore, StoreError};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Executor;
 use crate::backlog::{backlog, plan};
+use crate::cluster::FireHook;
 use crate::scheduler::{AWAKE, PAUSED, SchedulerState, Shared, wall_nanos};
 use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
 
@@ -148,7 +150,11 @@ async fn process(
     let mut next: Option<DateTime<Utc>> = None;
     let mut errors = crate::quarantine::release_runnable(sh).await;
     for (name, store) in sh.stores().iter() {
-        match process_store(sh, name, store, now).await {
+        let processed = match sh.clusters.get(name) {
+            Some(node) => crate::cluster::process_store(sh, name, store, node, now).await,
+            None => process_store(sh, name, store, now).await,
+        };
+        match processed {
             Ok(n) => next = min_time(next, n),
             Err(e) => errors.push((name.clone(), e)),
         }
@@ -290,6 +296,17 @@ pub(crate) fn submit(
     times: &[DateTime<Utc>],
     next: Option<DateTime<Utc>>,
 ) -> bool {
+    submit_with(sh, job, times, next, None)
+}
+
+/// [`submit`], reporting each time's outcome to `hook` (the fires of a cluster store).
+pub(crate) fn submit_with(
+    sh: &Arc<Shared>,
+    job: &Job,
+    times: &[DateTime<Utc>],
+    next: Option<DateTime<Utc>>,
+    hook: Option<FireHook>,
+) -> bool {
     let failed = |message: String| {
         tracing::error!(job_id = %job.id, "{message}");
         for &t in times {
@@ -301,6 +318,12 @@ pub(crate) fn submit(
                 JobFailure::new(FailureKind::Setup, message.clone()),
                 None,
             )));
+            if let Some(hook) = &hook {
+                hook.finished(
+                    t,
+                    &Err(JobFailure::new(FailureKind::Setup, message.clone())),
+                );
+            }
         }
     };
     let task = match sh.resolve_task(&job.task) {
@@ -323,6 +346,9 @@ pub(crate) fn submit(
             job.store.clone(),
             times.to_vec(),
         )));
+        if let Some(hook) = &hook {
+            times.iter().for_each(|t| hook.refused(*t));
+        }
         return false;
     };
     crate::metrics::fired(&job.store, &job.executor, times.len());
@@ -335,7 +361,16 @@ pub(crate) fn submit(
         )));
     }
     let start_at = start_time(sh, job, times.first().copied(), next);
-    spawn_run(sh, job, task, executor, times.to_vec(), start_at, permit);
+    spawn_run(
+        sh,
+        job,
+        task,
+        executor,
+        times.to_vec(),
+        start_at,
+        permit,
+        hook,
+    );
     true
 }
 
@@ -360,6 +395,7 @@ fn start_time(
 /// Spawns the runs of one submission. The `max_instances` permit moves into the task's
 /// future, so it is released however the runs end: success, error, panic (caught), timeout
 /// or cancellation.
+#[allow(clippy::too_many_arguments)]
 fn spawn_run(
     sh: &Arc<Shared>,
     job: &Job,
@@ -368,6 +404,7 @@ fn spawn_run(
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
     permit: OwnedSemaphorePermit,
+    hook: Option<FireHook>,
 ) {
     let first = times.first().copied();
     let lateness_ms = first.map(|t| (sh.clock.now() - t).num_milliseconds());
@@ -385,6 +422,9 @@ fn spawn_run(
         task,
         executor,
         executor_name: job.executor.clone(),
+        cancel: hook
+            .as_ref()
+            .map_or_else(|| sh.run_cancel.clone(), FireHook::cancel_parent),
     };
     let running = crate::metrics::Running::new(&job.executor);
     let fut = async move {
@@ -395,11 +435,14 @@ fn spawn_run(
         if let Some(delay) = delay.filter(|d| !d.is_zero()) {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = run.sh.run_cancel.cancelled() => {}
+                _ = run.cancel.cancelled() => {}
             }
         }
         for scheduled in times {
-            run.run(scheduled).await;
+            let result = run.run(scheduled).await;
+            if let Some(hook) = &hook {
+                hook.finished(scheduled, &result);
+            }
         }
         drop(permit);
         run.sh.release_instance(&run.store, &run.id);
@@ -418,11 +461,14 @@ struct Run {
     task: TaskFn,
     executor: Executor,
     executor_name: String,
+    /// The parent of each attempt's token: the scheduler's, or a cluster node's.
+    cancel: CancellationToken,
 }
 
 impl Run {
-    /// Runs the task for one scheduled time, with retries, reporting each attempt's end.
-    async fn run(&self, scheduled: DateTime<Utc>) {
+    /// Runs the task for one scheduled time, with retries, reporting each attempt's end;
+    /// the last attempt's failure, if it failed.
+    async fn run(&self, scheduled: DateTime<Utc>) -> Result<(), JobFailure> {
         let max_attempts = self.retry.map_or(1, |r| r.max_attempts.max(1));
         let lateness = (self.sh.clock.now() - scheduled)
             .to_std()
@@ -430,9 +476,9 @@ impl Run {
         crate::metrics::late(&self.store, &self.executor_name, lateness);
         for attempt in 1..=max_attempts {
             let (result, duration) = self.attempt(scheduled, attempt).await;
-            let (event, retry) = match result {
+            let (event, failed) = match result {
                 // The hot path: skip building an event nobody listens to.
-                Ok(_) if !self.sh.events.wants(EventKind::JobExecuted) => return,
+                Ok(_) if !self.sh.events.wants(EventKind::JobExecuted) => return Ok(()),
                 Ok(value) => (
                     JobExecutionEvent::executed(
                         self.id.clone(),
@@ -441,7 +487,7 @@ impl Run {
                         value,
                         duration,
                     ),
-                    false,
+                    None,
                 ),
                 Err(failure) => {
                     crate::metrics::errored(&self.store, &self.executor_name);
@@ -455,27 +501,30 @@ impl Run {
                         self.id.clone(),
                         self.store.clone(),
                         scheduled,
-                        failure,
+                        failure.clone(),
                         Some(duration),
                     );
-                    (event, retry)
+                    (event, Some((failure, retry)))
                 }
             };
             self.sh.emit(Event::Execution(event.with_attempt(attempt)));
-            if !retry {
-                return;
-            }
+            let failure = match failed {
+                None => return Ok(()),
+                Some((failure, false)) => return Err(failure),
+                Some((failure, true)) => failure,
+            };
             let wait = self.retry.map(|r| r.backoff(attempt)).unwrap_or_default();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.sh.run_cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => return Err(failure),
             }
         }
+        Ok(())
     }
 
     /// One attempt: the task under its timeout and the shutdown token.
     async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Duration) {
-        let cancel = self.sh.run_cancel.child_token();
+        let cancel = self.cancel.child_token();
         let started = Instant::now();
         if cancel.is_cancelled() {
             let failure = JobFailure::new(FailureKind::Cancelled, "cancelled before it started");

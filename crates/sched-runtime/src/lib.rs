@@ -83,6 +83,7 @@
 mod backlog;
 mod blocking;
 pub mod clock;
+mod cluster;
 mod command;
 mod components;
 pub mod config;
@@ -97,6 +98,7 @@ mod task;
 
 pub use blocking::BlockingScheduler;
 pub use clock::{Clock, SystemClock, TestClock};
+pub use cluster::{ClusterOptions, ClusterOptionsError};
 pub use command::{COMMAND_TASK, Command};
 pub use config::{Config, ConfigError};
 pub use error::SchedulerError;
