@@ -113,6 +113,11 @@ impl BoxJobStore {
     pub fn new<S: JobStore>(store: S) -> BoxJobStore {
         BoxJobStore(Arc::new(store))
     }
+
+    /// Erases the type of a shared store (the same store as every other holder of `store`).
+    pub(crate) fn from_arc<S: JobStore>(store: Arc<S>) -> BoxJobStore {
+        BoxJobStore(store)
+    }
 }
 
 impl fmt::Debug for BoxJobStore {

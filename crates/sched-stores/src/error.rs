@@ -58,6 +58,12 @@ pub enum StoreError {
         /// The operation, such as `quarantine_job`.
         operation: &'static str,
     },
+    /// An argument the caller gave cannot be used (such as an empty node id).
+    #[error("invalid argument: {message}")]
+    InvalidArgument {
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// The kind of a [`StoreError`], the same for every backend.
@@ -74,6 +80,8 @@ pub enum StoreErrorKind {
     Serialization,
     /// See [`StoreError::Unsupported`]. Permanent.
     Unsupported,
+    /// See [`StoreError::InvalidArgument`]. Permanent.
+    InvalidArgument,
 }
 
 impl StoreError {
@@ -85,6 +93,7 @@ impl StoreError {
             StoreError::Unavailable { .. } => StoreErrorKind::Unavailable,
             StoreError::Serialization { .. } => StoreErrorKind::Serialization,
             StoreError::Unsupported { .. } => StoreErrorKind::Unsupported,
+            StoreError::InvalidArgument { .. } => StoreErrorKind::InvalidArgument,
         }
     }
 
@@ -113,6 +122,13 @@ impl StoreError {
 }
 
 impl StoreError {
+    /// A [`StoreError::InvalidArgument`] saying what is wrong.
+    pub fn invalid_argument(message: impl Into<String>) -> StoreError {
+        StoreError::InvalidArgument {
+            message: message.into(),
+        }
+    }
+
     /// A [`StoreError::Serialization`] about what is stored for job `id`.
     pub fn serialization(
         id: Option<JobId>,

@@ -93,7 +93,10 @@ pub mod sqlite;
 pub use boxed::BoxJobStore;
 pub use codec::{JobCodec, StoredJobCodec};
 pub use error::{BoxError, StoreError, StoreErrorKind};
-pub use lease::{Claim, Commit, FireId, LeaseStore};
+pub use lease::{
+    Adopted, BoxLeaseStore, ChangeFeed, Claim, Commit, CommitRequest, Finished, FireId, Heartbeat,
+    LeaseStore, NodeInfo, NodeRecord, RunningFire,
+};
 pub use memory::MemoryStore;
 pub use options::StoreOptions;
 pub use quarantine::QuarantinedJob;

@@ -208,9 +208,20 @@ impl MySqlBackend {
                     continue;
                 }
                 for statement in m.statements {
-                    sqlx::query(AssertSqlSafe(statement))
+                    match sqlx::query(AssertSqlSafe(statement))
                         .execute(&mut *conn)
-                        .await?;
+                        .await
+                    {
+                        Ok(_) => {}
+                        // MySQL has no `ADD INDEX IF NOT EXISTS`: an index that exists
+                        // already (error 1061) was created by an earlier run of this
+                        // migration that died before recording its version.
+                        Err(sqlx::Error::Database(db))
+                            if db
+                                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                                .is_some_and(|e| e.number() == 1061) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 sqlx::query(AssertSqlSafe(self.sql.record_version.clone()))
                     .bind(m.version)

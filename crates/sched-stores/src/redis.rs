@@ -8,7 +8,7 @@
 //! | `sched:jobs` | hash | job id → the codec's text of the job |
 //! | `sched:run_times` | sorted set | job id, scored by next run time (µs since the epoch); paused and quarantined jobs are not in it |
 //! | `sched:quarantine` | hash | job id → why it is quarantined |
-//! | `sched:schema_version` | string | the layout version, `1` |
+//! | `sched:schema_version` | string | the layout version, `2` |
 //! | `sched:migrate_lock` | string | held (with a random token, `SET NX PX`) while the layout is checked or upgraded |
 //!
 //! Every write that touches more than one key is one Lua script, so it is atomic; jobs
@@ -46,8 +46,8 @@ const ADD_CHUNK: usize = 2_000;
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// How long the migration lock lives if its holder dies.
 const LOCK_TTL_MS: u64 = 30_000;
-/// The key layout this release writes.
-const LAYOUT_VERSION: i64 = 1;
+/// The key layout this release writes (2: the fire indexes of the lease capability).
+const LAYOUT_VERSION: i64 = 2;
 
 const ADD: &str = r#"
 local n = tonumber(ARGV[1])
@@ -143,6 +143,9 @@ return 0
 /// conflict found in a later one removes the jobs the earlier ones added.
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// The client the connection came from, when known: the lease capability opens its
+    /// pub/sub connection with it.
+    client: Option<redis::Client>,
     codec: Arc<dyn JobCodec>,
     keys: Keys,
     scripts: Scripts,
@@ -234,10 +237,14 @@ impl RedisStore {
             .get_connection_manager_with_config(config)
             .await
             .map_err(|e| map_err(e, None))?;
-        RedisStore::from_connection(conn, options).await
+        RedisStore::open(conn, Some(client), options).await
     }
 
     /// A store on a connection you made, checking the key layout first.
+    ///
+    /// Such a store has no client to open a pub/sub connection with, so its
+    /// [`LeaseStore::changes`](crate::LeaseStore::changes) answers
+    /// [`StoreError::Unsupported`]; [`from_client`](RedisStore::from_client) keeps the client.
     ///
     /// # Errors
     /// As [`connect`](RedisStore::connect).
@@ -245,9 +252,31 @@ impl RedisStore {
         conn: ConnectionManager,
         options: StoreOptions,
     ) -> Result<RedisStore, StoreError> {
+        RedisStore::open(conn, None, options).await
+    }
+
+    /// A store on a connection you made from `client`, which is kept for the pub/sub
+    /// connection of [`LeaseStore::changes`](crate::LeaseStore::changes).
+    ///
+    /// # Errors
+    /// As [`connect`](RedisStore::connect).
+    pub async fn from_client(
+        client: redis::Client,
+        conn: ConnectionManager,
+        options: StoreOptions,
+    ) -> Result<RedisStore, StoreError> {
+        RedisStore::open(conn, Some(client), options).await
+    }
+
+    async fn open(
+        conn: ConnectionManager,
+        client: Option<redis::Client>,
+        options: StoreOptions,
+    ) -> Result<RedisStore, StoreError> {
         let p = options.prefix_or("sched:");
         let store = RedisStore {
             conn,
+            client,
             codec: options.job_codec().clone(),
             keys: Keys {
                 jobs: format!("{p}jobs"),
@@ -285,6 +314,11 @@ impl RedisStore {
         )
     }
 
+    /// The client the connection came from, when the store was made with one.
+    pub(crate) fn lease_client(&self) -> Option<&redis::Client> {
+        self.client.as_ref()
+    }
+
     /// The name of the hash of job records.
     pub fn jobs_key(&self) -> &str {
         &self.keys.jobs
@@ -311,8 +345,9 @@ impl RedisStore {
 
     /// Records the layout version under the migration lock (`SET NX PX` with a random
     /// token, released only by its holder), so connectors starting at once upgrade the
-    /// layout one at a time. Version 1 is the layout of the module docs, which needs no
-    /// data change.
+    /// layout one at a time. Version 1 is the layout of the module docs; version 2 adds the
+    /// fire indexes of the lease capability, built from the fires hash on upgrade (see
+    /// `crate::lease`'s Redis keys).
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
@@ -343,6 +378,9 @@ impl RedisStore {
         }
         let result = async {
             let current = self.schema_version().await?;
+            if current < 2 {
+                crate::lease::redis::upgrade_layout(self).await?;
+            }
             if current < LAYOUT_VERSION {
                 let () = conn
                     .set(&self.keys.version, LAYOUT_VERSION)

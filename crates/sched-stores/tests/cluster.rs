@@ -387,7 +387,7 @@ async fn node<S: Ledger + Send + Sync + 'static>(
                     job.next_run_time = next;
                     match store.commit_fires(&name, claim.epoch, &due, &job).await {
                         Ok(Commit::Committed { created }) => (claim.epoch, created),
-                        Ok(Commit::Lost) => (claim.epoch, Vec::new()),
+                        Ok(Commit::Lost | Commit::Refused) => (claim.epoch, Vec::new()),
                         Err(e) => {
                             eprintln!("{name}: commit failed: {e}");
                             (claim.epoch, Vec::new())
@@ -518,6 +518,10 @@ async fn prove<S: Ledger>(backend: &str, var: &str, jobs: i64, secs: i64) {
             job.next_run_time = Some(t0);
             job.misfire_grace_time = None;
             job.coalesce = Coalesce::All;
+            // The proof is about fires created once, not about max_instances: a fire node0
+            // created and never finished would otherwise count against its job forever
+            // (these nodes do not register, so nobody adopts it).
+            job.max_instances = u32::MAX;
             job
         })
         .collect();

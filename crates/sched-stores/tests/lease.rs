@@ -111,6 +111,8 @@ async fn contract<S: LeaseStore>(a: &S, b: &S) {
         }
     );
 
+    assert!(b.finish_fire("B", 2, &fire2, "ok").await.expect("finish"));
+
     // The same slot again (a node that believes it owns j2 with a stale next run time):
     // the fire exists, so nothing is created, and the new slot is.
     let mut stale = j2_job.clone();
@@ -190,7 +192,7 @@ async fn postgres_leases_are_fenced_and_fires_created_once() {
         .await
         .expect("a");
     let b = PostgresStore::connect_with(&url, options).await.expect("b");
-    assert_eq!(a.schema_version().await.expect("version"), 2);
+    assert_eq!(a.schema_version().await.expect("version"), 3);
     contract(&a, &b).await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{schema}\" CASCADE"
@@ -218,7 +220,7 @@ async fn mysql_leases_are_fenced_and_fires_created_once() {
         .await
         .expect("a");
     let b = MySqlStore::connect_with(&url, options).await.expect("b");
-    assert_eq!(a.schema_version().await.expect("version"), 2);
+    assert_eq!(a.schema_version().await.expect("version"), 3);
     contract(&a, &b).await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{db}`")))
         .execute(admin.pool())
@@ -252,5 +254,813 @@ async fn redis_leases_are_fenced_and_fires_created_once() {
             .query_async(&mut conn)
             .await
             .expect("del");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Nodes, adoption, batches, max_instances, pruning and notifications: each behaviour is a
+// function of two handles `a` and `b` on one store (two nodes), run once per backend by
+// `per_backend!`. Time is the store's: short registrations, and waits on a condition with
+// a deadline.
+// ---------------------------------------------------------------------------------------
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::DateTime;
+use sched_core::job::Job;
+use sched_stores::{
+    BoxLeaseStore, ChangeFeed, CommitRequest, Finished, JobStore, NodeInfo, StoreErrorKind,
+};
+
+/// A store pair and what removes its schema, database or keys afterwards.
+struct Pair<S> {
+    a: S,
+    b: S,
+    cleanup: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+async fn postgres_pair() -> Option<Pair<PostgresStore>> {
+    let url = server_url("SCHED_TEST_POSTGRES_URL")?;
+    let schema = unique("sched_lease_");
+    let admin = PostgresStore::connect(&url).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(admin.pool())
+        .await
+        .expect("schema");
+    let options = StoreOptions::new()
+        .schema(schema.clone())
+        .shared_codec(codec_and_trigger().0);
+    let a = PostgresStore::connect_with(&url, options.clone())
+        .await
+        .expect("a");
+    let b = PostgresStore::connect_with(&url, options).await.expect("b");
+    let cleanup = Box::pin(async move {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{schema}\" CASCADE"
+        )))
+        .execute(admin.pool())
+        .await
+        .expect("drop");
+    });
+    Some(Pair { a, b, cleanup })
+}
+
+async fn mysql_pair() -> Option<Pair<MySqlStore>> {
+    let url = server_url("SCHED_TEST_MYSQL_URL")?;
+    let db = unique("sched_lease_");
+    let admin = MySqlStore::connect(&url).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{db}`")))
+        .execute(admin.pool())
+        .await
+        .expect("database");
+    let options = StoreOptions::new()
+        .schema(db.clone())
+        .shared_codec(codec_and_trigger().0);
+    let a = MySqlStore::connect_with(&url, options.clone())
+        .await
+        .expect("a");
+    let b = MySqlStore::connect_with(&url, options).await.expect("b");
+    let cleanup = Box::pin(async move {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{db}`")))
+            .execute(admin.pool())
+            .await
+            .expect("drop");
+    });
+    Some(Pair { a, b, cleanup })
+}
+
+async fn redis_pair() -> Option<Pair<RedisStore>> {
+    let url = server_url("SCHED_TEST_REDIS_URL")?;
+    let prefix = format!("{}:", unique("sched_lease_"));
+    let options = StoreOptions::new()
+        .prefix(prefix.clone())
+        .shared_codec(codec_and_trigger().0);
+    let a = RedisStore::connect_with(&url, options.clone())
+        .await
+        .expect("a");
+    let b = RedisStore::connect_with(&url, options).await.expect("b");
+    let mut conn = a.connection();
+    let cleanup = Box::pin(async move {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        if !keys.is_empty() {
+            let () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut conn)
+                .await
+                .expect("del");
+        }
+    });
+    Some(Pair { a, b, cleanup })
+}
+
+/// One test per backend running `$behaviour(&a, &b)`.
+macro_rules! per_backend {
+    ($behaviour:ident) => {
+        per_backend!($behaviour: postgres_pair, mysql_pair, redis_pair);
+    };
+    ($behaviour:ident: $($pair:ident),+) => {
+        mod $behaviour {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $pair() {
+                    let Some(pair) = super::$pair().await else {
+                        return;
+                    };
+                    super::$behaviour(&pair.a, &pair.b).await;
+                    pair.cleanup.await;
+                }
+            )+
+        }
+    };
+}
+
+fn node(id: &str) -> NodeInfo {
+    NodeInfo {
+        id: id.to_owned(),
+        host: "test-host".to_owned(),
+        pid: 4242,
+        started_at: Utc::now() - TimeDelta::seconds(60),
+    }
+}
+
+/// Waits until the store's clock is past `t` (10 s at most).
+async fn store_passes<S: LeaseStore>(s: &S, t: DateTime<Utc>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.store_time().await.expect("time") <= t {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store clock never passed {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Adds jobs `ids` due a minute ago (`max_instances` each).
+async fn add_due<S: LeaseStore>(s: &S, ids: &[&str], max_instances: u32) -> DateTime<Utc> {
+    let trigger = codec_and_trigger().1;
+    let slot = s.store_time().await.expect("time") - TimeDelta::seconds(60);
+    let jobs = ids
+        .iter()
+        .map(|id| {
+            let mut j = job(id, Some(slot), trigger);
+            j.max_instances = max_instances;
+            j
+        })
+        .collect();
+    s.add_jobs(jobs).await.expect("add");
+    slot
+}
+
+/// `node` claims every due job and commits its stored slot, pausing the job: the fires
+/// created, with their epochs.
+async fn fire_due<S: LeaseStore>(s: &S, node: &str) -> Vec<(FireId, i64)> {
+    let now = s.store_time().await.expect("time");
+    let claims = s.claim_due(node, now, LONG, 1000).await.expect("claim");
+    let slots: Vec<[DateTime<Utc>; 1]> = claims
+        .iter()
+        .map(|c| [c.job.next_run_time.expect("due")])
+        .collect();
+    let advanced: Vec<Job> = claims
+        .iter()
+        .map(|c| {
+            let mut j = c.job.clone();
+            j.next_run_time = None;
+            j
+        })
+        .collect();
+    let batch: Vec<CommitRequest<'_>> = claims
+        .iter()
+        .zip(&slots)
+        .zip(&advanced)
+        .map(|((c, slots), job)| CommitRequest {
+            epoch: c.epoch,
+            slots,
+            job,
+        })
+        .collect();
+    let answers = s.commit_many(node, &batch).await.expect("commit");
+    claims
+        .iter()
+        .zip(answers)
+        .flat_map(|(c, answer)| match answer {
+            Commit::Committed { created } => created
+                .into_iter()
+                .map(|f| (f, c.epoch))
+                .collect::<Vec<_>>(),
+            other => panic!("{}: {other:?}", c.job.id),
+        })
+        .collect()
+}
+
+fn finished(fire: &FireId, epoch: i64) -> Finished {
+    Finished {
+        epoch,
+        fire: fire.clone(),
+        outcome: "ok".to_owned(),
+    }
+}
+
+/// Registration, heartbeat times and skew on the store's clock, lapse after the TTL.
+async fn heartbeat_registers_and_reports_lapse<S: LeaseStore>(a: &S, _b: &S) {
+    let info = node("A");
+    let ahead = Utc::now() + TimeDelta::seconds(2);
+    let first = a.heartbeat(&info, ahead, LONG).await.expect("heartbeat");
+    assert!(first.lapsed, "a first registration counts as lapsed");
+    let span = first.expires_at - first.store_time;
+    assert_eq!(span, TimeDelta::seconds(30));
+    let second = a
+        .heartbeat(&info, Utc::now(), LONG)
+        .await
+        .expect("heartbeat");
+    assert!(!second.lapsed);
+    assert!(second.store_time >= first.store_time);
+
+    let nodes = a.nodes().await.expect("nodes");
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    let n = &nodes[0];
+    assert_eq!(
+        (n.id.as_str(), n.host.as_str(), n.pid),
+        ("A", "test-host", 4242)
+    );
+    assert_eq!(
+        n.started_at.timestamp_micros(),
+        info.started_at.timestamp_micros()
+    );
+    assert!(n.alive);
+    assert_eq!(n.heartbeat_at, second.store_time);
+    assert_eq!(n.expires_at, second.expires_at);
+    // The second heartbeat said "now": the skew is the store's clock against this
+    // machine's (the same clock here) plus the call's latency.
+    assert!(
+        n.clock_skew.abs() < TimeDelta::seconds(1),
+        "{:?}",
+        n.clock_skew
+    );
+    let ahead = a
+        .heartbeat(&info, Utc::now() + TimeDelta::seconds(2), LONG)
+        .await
+        .expect("hb");
+    assert!(!ahead.lapsed);
+    let skew = a.nodes().await.expect("nodes")[0].clock_skew;
+    assert!(
+        skew > TimeDelta::seconds(1) && skew < TimeDelta::seconds(3),
+        "a node 2 s ahead: {skew:?}"
+    );
+
+    // A short registration ends on the store's clock: listed as not alive, and the next
+    // heartbeat reports the lapse.
+    let short = a
+        .heartbeat(&info, Utc::now(), Duration::from_millis(200))
+        .await
+        .expect("heartbeat");
+    assert!(!short.lapsed);
+    store_passes(a, short.expires_at).await;
+    assert!(!a.nodes().await.expect("nodes")[0].alive);
+    assert!(
+        a.heartbeat(&info, Utc::now(), LONG)
+            .await
+            .expect("hb")
+            .lapsed
+    );
+
+    // Bad input is an error naming the problem, not a panic.
+    let err = a
+        .heartbeat(&node(""), Utc::now(), LONG)
+        .await
+        .expect_err("empty id");
+    assert_eq!(err.kind(), StoreErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("node id"), "{err}");
+}
+per_backend!(heartbeat_registers_and_reports_lapse);
+
+/// A graceful shutdown removes the registration and hands unfinished fires to adoption.
+async fn unregister_removes_a_node<S: LeaseStore>(a: &S, b: &S) {
+    a.heartbeat(&node("A"), Utc::now(), LONG).await.expect("hb");
+    b.heartbeat(&node("B"), Utc::now(), LONG).await.expect("hb");
+    add_due(a, &["u1"], 1).await;
+    let fires = fire_due(a, "A").await;
+    assert_eq!(fires.len(), 1);
+    assert!(b.adopt_fires("B", 10).await.expect("adopt").is_empty());
+
+    assert!(a.unregister_node("A").await.expect("unregister"));
+    assert!(!a.unregister_node("A").await.expect("again"));
+    let ids: Vec<String> = a
+        .nodes()
+        .await
+        .expect("nodes")
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(ids, ["B"]);
+    let running = a.running_fires().await.expect("running");
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].node, "", "waiting for adoption");
+    let adopted = b.adopt_fires("B", 10).await.expect("adopt");
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].fire, fires[0].0);
+}
+per_backend!(unregister_removes_a_node);
+
+/// Running fires: every created and unfinished fire, with node, epoch and creation time.
+async fn running_fires_lists_unfinished<S: LeaseStore>(a: &S, b: &S) {
+    assert!(a.running_fires().await.expect("running").is_empty());
+    let before = a.store_time().await.expect("time");
+    add_due(a, &["r1", "r2"], 1).await;
+    let mut fires = fire_due(a, "A").await;
+    fires.sort();
+    assert_eq!(fires.len(), 2);
+    assert!(
+        a.finish_fire("A", fires[0].1, &fires[0].0, "ok")
+            .await
+            .expect("finish")
+    );
+    let after = a.store_time().await.expect("time");
+
+    let running = b.running_fires().await.expect("running");
+    assert_eq!(running.len(), 1, "{running:?}");
+    let r = &running[0];
+    assert_eq!(r.fire, fires[1].0);
+    assert_eq!((r.node.as_str(), r.epoch), ("A", fires[1].1));
+    assert!(r.created_at >= before && r.created_at <= after, "{r:?}");
+}
+per_backend!(running_fires_lists_unfinished);
+
+/// Adopts until nothing is left, three at a time.
+async fn adopt_all<S: LeaseStore>(s: &S, node: &str) -> Vec<sched_stores::Adopted> {
+    let mut all = Vec::new();
+    loop {
+        let got = s.adopt_fires(node, 3).await.expect("adopt");
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
+    }
+}
+
+/// Adoption takes only the fires of a node whose registration expired (or that left),
+/// never those of a live node or of one that never registered, and two adopters at once
+/// never get the same fire; the old holder's finish is refused afterwards.
+async fn adoption_takes_expired_nodes_fires_once<S: LeaseStore>(a: &S, b: &S) {
+    let ids: Vec<String> = (0..20).map(|i| format!("ad{i:02}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let dying = a
+        .heartbeat(&node("A"), Utc::now(), Duration::from_millis(1500))
+        .await
+        .expect("hb");
+    b.heartbeat(&node("B"), Utc::now(), LONG).await.expect("hb");
+    b.heartbeat(&node("C"), Utc::now(), LONG).await.expect("hb");
+    add_due(a, &ids, 1).await;
+    let fires = fire_due(a, "A").await;
+    assert_eq!(fires.len(), 20);
+    // A fire of a node that never registered (not in cluster mode) is never adopted.
+    add_due(a, &["stray"], 1).await;
+    let stray = fire_due(a, "X").await;
+    assert_eq!(stray.len(), 1);
+    // One job is removed before it is adopted: its fire comes without a job.
+    a.remove_job(&JobId::new("ad00").unwrap())
+        .await
+        .expect("remove");
+
+    // A is alive: nothing to adopt; an unregistered adopter adopts nothing either.
+    assert!(b.adopt_fires("B", 100).await.expect("adopt").is_empty());
+    store_passes(a, dying.expires_at).await;
+    assert!(b.adopt_fires("D", 100).await.expect("adopt").is_empty());
+
+    // B and C at once, in small bites.
+    let (by_b, by_c) = tokio::join!(adopt_all(a, "B"), adopt_all(b, "C"));
+    let mut seen: Vec<FireId> = by_b.iter().chain(&by_c).map(|x| x.fire.clone()).collect();
+    seen.sort();
+    let mut expected: Vec<FireId> = fires.iter().map(|f| f.0.clone()).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "each of A's fires adopted exactly once");
+    for x in by_b.iter().chain(&by_c) {
+        let old = fires.iter().find(|f| f.0 == x.fire).expect("one of A's").1;
+        assert_eq!(x.epoch, old + 1, "{:?}", x.fire);
+        assert_eq!(
+            x.job.is_none(),
+            x.fire.job.as_str() == "ad00",
+            "{:?}",
+            x.fire
+        );
+    }
+    // The old holder's finish is refused; the adopter's is recorded.
+    let (f, old) = (&fires[3].0, fires[3].1);
+    assert!(!a.finish_fire("A", old, f, "late").await.expect("finish"));
+    let (holder, x) = match by_b.iter().find(|x| x.fire == *f) {
+        Some(x) => ("B", x),
+        None => ("C", by_c.iter().find(|x| x.fire == *f).expect("adopted")),
+    };
+    assert!(
+        b.finish_fire(holder, x.epoch, f, "ok")
+            .await
+            .expect("finish")
+    );
+    let running = a.running_fires().await.expect("running");
+    assert!(
+        running
+            .iter()
+            .any(|r| r.fire == stray[0].0 && r.node == "X")
+    );
+    assert!(running.iter().all(|r| r.node != "A"));
+
+    // A comes back: its heartbeat says it lapsed, so it cancels what it still runs.
+    assert!(
+        a.heartbeat(&node("A"), Utc::now(), LONG)
+            .await
+            .expect("hb")
+            .lapsed
+    );
+}
+per_backend!(adoption_takes_expired_nodes_fires_once);
+
+/// A lapsed node's next heartbeat hands its unfinished fires over at once (node `""`),
+/// so its own finishes of them are refused and another node adopts them.
+async fn a_lapsed_heartbeat_hands_fires_over<S: LeaseStore>(a: &S, b: &S) {
+    let short = a
+        .heartbeat(&node("A"), Utc::now(), Duration::from_millis(200))
+        .await
+        .expect("hb");
+    b.heartbeat(&node("B"), Utc::now(), LONG).await.expect("hb");
+    add_due(a, &["l1"], 1).await;
+    let fires = fire_due(a, "A").await;
+    store_passes(a, short.expires_at).await;
+    assert!(
+        a.heartbeat(&node("A"), Utc::now(), LONG)
+            .await
+            .expect("hb")
+            .lapsed
+    );
+    let running = a.running_fires().await.expect("running");
+    assert_eq!(running[0].node, "");
+    assert!(
+        !a.finish_fire("A", fires[0].1, &fires[0].0, "x")
+            .await
+            .expect("finish")
+    );
+    // A is alive again, yet the fire it gave up is adoptable (by A itself, too).
+    let adopted = b.adopt_fires("B", 10).await.expect("adopt");
+    assert_eq!(adopted.len(), 1);
+    assert!(
+        b.finish_fire("B", adopted[0].epoch, &fires[0].0, "ok")
+            .await
+            .expect("finish")
+    );
+}
+per_backend!(a_lapsed_heartbeat_hands_fires_over);
+
+/// One batch: an item committed, one lost (stale epoch), one refused (max_instances), a
+/// repeat of the first (lost), and an item without slots (committed, nothing created).
+async fn commit_many_mixes_outcomes<S: LeaseStore>(a: &S, b: &S) {
+    add_due(a, &["busy"], 1).await;
+    let busy = fire_due(a, "A").await;
+    assert_eq!(busy.len(), 1);
+    // `busy` has an unfinished fire: make it due again.
+    let mut again = a
+        .lookup_job(&JobId::new("busy").unwrap())
+        .await
+        .expect("get")
+        .expect("busy");
+    let slot = add_due(a, &["ok", "stale", "quiet"], 1).await;
+    again.next_run_time = Some(slot);
+    a.update_job(again).await.expect("due again");
+
+    let now = a.store_time().await.expect("time");
+    let claims = a.claim_due("A", now, LONG, 10).await.expect("claim");
+    assert_eq!(ids(&claims), ["busy", "ok", "quiet", "stale"]);
+    let later = now + TimeDelta::hours(1);
+    let advanced: Vec<Job> = claims
+        .iter()
+        .map(|c| {
+            let mut j = c.job.clone();
+            j.next_run_time = Some(later);
+            j
+        })
+        .collect();
+    let slots = [slot];
+    let by = |id: &str| claims.iter().position(|c| c.job.id.as_str() == id).unwrap();
+    let (busy_i, ok_i, quiet_i, stale_i) = (by("busy"), by("ok"), by("quiet"), by("stale"));
+    let batch = [
+        CommitRequest {
+            epoch: claims[ok_i].epoch,
+            slots: &slots,
+            job: &advanced[ok_i],
+        },
+        CommitRequest {
+            epoch: claims[stale_i].epoch + 7,
+            slots: &slots,
+            job: &advanced[stale_i],
+        },
+        CommitRequest {
+            epoch: claims[busy_i].epoch,
+            slots: &slots,
+            job: &advanced[busy_i],
+        },
+        CommitRequest {
+            epoch: claims[ok_i].epoch,
+            slots: &slots,
+            job: &advanced[ok_i],
+        },
+        CommitRequest {
+            epoch: claims[quiet_i].epoch,
+            slots: &[],
+            job: &advanced[quiet_i],
+        },
+    ];
+    let answers = a.commit_many("A", &batch).await.expect("commit");
+    assert_eq!(
+        answers,
+        [
+            Commit::Committed {
+                created: vec![FireId::new(JobId::new("ok").unwrap(), slot)]
+            },
+            Commit::Lost,
+            Commit::Refused,
+            Commit::Lost,
+            Commit::Committed { created: vec![] },
+        ]
+    );
+    // Refused and committed items advanced their jobs and released their leases; the lost
+    // one did neither.
+    for (id, next) in [
+        ("ok", Some(later)),
+        ("busy", Some(later)),
+        ("quiet", Some(later)),
+        ("stale", Some(slot)),
+    ] {
+        let stored = b
+            .lookup_job(&JobId::new(id).unwrap())
+            .await
+            .expect("get")
+            .expect("job");
+        assert_eq!(
+            stored.next_run_time.map(|t| t.timestamp_micros()),
+            next.map(|t| t.timestamp_micros()),
+            "{id}"
+        );
+    }
+    assert!(
+        b.claim_due("B", now, LONG, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "stale is still A's"
+    );
+    assert_eq!(
+        b.running_fires().await.expect("running").len(),
+        2,
+        "busy's first and ok's"
+    );
+    assert!(a.commit_many("A", &[]).await.expect("empty").is_empty());
+}
+per_backend!(commit_many_mixes_outcomes);
+
+/// max_instances counts the unfinished fires on every node: B is refused while A still
+/// runs the job's fire, and admitted once A finished it.
+async fn max_instances_holds_across_nodes<S: LeaseStore>(a: &S, b: &S) {
+    let slot = add_due(a, &["m"], 1).await;
+    let first = fire_due(a, "A").await;
+    assert_eq!(first.len(), 1);
+    let id = JobId::new("m").unwrap();
+    let due_again = |slot: DateTime<Utc>| async move {
+        let mut j = a
+            .lookup_job(&JobId::new("m").unwrap())
+            .await
+            .expect("get")
+            .expect("m");
+        j.next_run_time = Some(slot);
+        a.update_job(j).await.expect("due again");
+    };
+    let second = slot + TimeDelta::seconds(1);
+    due_again(second).await;
+    let now = b.store_time().await.expect("time");
+    let claims = b.claim_due("B", now, LONG, 10).await.expect("claim");
+    assert_eq!(ids(&claims), ["m"]);
+    let mut advanced = claims[0].job.clone();
+    advanced.next_run_time = Some(second + TimeDelta::seconds(1));
+    assert_eq!(
+        b.commit_fires("B", claims[0].epoch, &[second], &advanced)
+            .await
+            .expect("commit"),
+        Commit::Refused
+    );
+    let stored = b.lookup_job(&id).await.expect("get").expect("m");
+    assert_eq!(
+        stored.next_run_time, advanced.next_run_time,
+        "the schedule advanced"
+    );
+
+    assert!(
+        a.finish_fire("A", first[0].1, &first[0].0, "ok")
+            .await
+            .expect("finish")
+    );
+    let claims = b
+        .claim_due("B", now + TimeDelta::seconds(5), LONG, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        ids(&claims),
+        ["m"],
+        "the lease was released by the refused commit"
+    );
+    let third = second + TimeDelta::seconds(1);
+    advanced.next_run_time = None;
+    assert_eq!(
+        b.commit_fires("B", claims[0].epoch, &[third], &advanced)
+            .await
+            .expect("commit"),
+        Commit::Committed {
+            created: vec![FireId::new(id.clone(), third)]
+        }
+    );
+}
+per_backend!(max_instances_holds_across_nodes);
+
+/// A batch of finishes: the ones the node holds at that epoch are recorded, once.
+async fn finish_fires_records_a_batch<S: LeaseStore>(a: &S, b: &S) {
+    add_due(a, &["f1", "f2", "f3"], 1).await;
+    let fires = fire_due(a, "A").await;
+    assert_eq!(fires.len(), 3);
+    let mut done: Vec<Finished> = fires.iter().map(|(f, e)| finished(f, *e)).collect();
+    done.push(finished(&fires[0].0, fires[0].1 + 1));
+    done.push(finished(
+        &FireId::new(JobId::new("nope").unwrap(), Utc::now()),
+        1,
+    ));
+    assert_eq!(
+        b.finish_fires("B", &done).await.expect("finish"),
+        0,
+        "not B's"
+    );
+    assert_eq!(a.finish_fires("A", &done).await.expect("finish"), 3);
+    assert_eq!(a.finish_fires("A", &done).await.expect("again"), 0);
+    assert!(a.running_fires().await.expect("running").is_empty());
+    assert_eq!(a.finish_fires("A", &[]).await.expect("none"), 0);
+}
+per_backend!(finish_fires_records_a_batch);
+
+/// Pruning deletes old finished fires, the ended leases of removed jobs and long-expired
+/// registrations without fires, a limited number per kind, and never an unfinished fire.
+async fn prune_keeps_unfinished_fires<S: LeaseStore>(a: &S, b: &S) {
+    let gone = a
+        .heartbeat(&node("gone"), Utc::now(), Duration::from_millis(100))
+        .await
+        .expect("hb");
+    let busy = a
+        .heartbeat(&node("busy"), Utc::now(), Duration::from_millis(100))
+        .await
+        .expect("hb");
+    add_due(a, &["p1", "p2", "p3", "p4"], 1).await;
+    let mut fires = fire_due(a, "A").await;
+    fires.sort();
+    let done: Vec<Finished> = fires[..3].iter().map(|(f, e)| finished(f, *e)).collect();
+    assert_eq!(a.finish_fires("A", &done).await.expect("finish"), 3);
+    add_due(a, &["p5"], 1).await;
+    let busy_fire = fire_due(a, "busy").await;
+    // A removed job whose lease record stays behind.
+    add_due(a, &["removed"], 1).await;
+    let now = a.store_time().await.expect("time");
+    let claims = a.claim_due("A", now, LONG, 10).await.expect("claim");
+    assert!(
+        a.release("A", &claims[0].job.id, claims[0].epoch)
+            .await
+            .expect("release")
+    );
+    a.remove_job(&claims[0].job.id).await.expect("remove");
+    store_passes(a, gone.expires_at.max(busy.expires_at)).await;
+
+    let cutoff = a.store_time().await.expect("time") + TimeDelta::milliseconds(1);
+    // Two per kind: two finished fires, one lease record, one node.
+    assert_eq!(b.prune(cutoff, 2).await.expect("prune"), 4);
+    assert_eq!(
+        b.prune(cutoff, 2).await.expect("prune"),
+        1,
+        "the third finished fire"
+    );
+    assert_eq!(b.prune(cutoff, 2).await.expect("prune"), 0);
+    let running: Vec<FireId> = a
+        .running_fires()
+        .await
+        .expect("running")
+        .into_iter()
+        .map(|r| r.fire)
+        .collect();
+    assert_eq!(running.len(), 2, "{running:?}");
+    assert!(running.contains(&fires[3].0) && running.contains(&busy_fire[0].0));
+    let nodes: Vec<String> = a
+        .nodes()
+        .await
+        .expect("nodes")
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(
+        nodes,
+        ["busy"],
+        "a node with an unfinished fire stays, to be adopted"
+    );
+    assert_eq!(a.prune(cutoff, 0).await.expect("limit 0"), 0);
+}
+per_backend!(prune_keeps_unfinished_fires);
+
+/// Waits for the next item of a feed (10 s at most).
+async fn next_change(feed: &mut ChangeFeed) -> Option<()> {
+    let next = std::future::poll_fn(|cx| futures_core::Stream::poll_next(feed.as_mut(), cx));
+    tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .expect("a notification within 10 s")
+}
+
+/// A notification sent through one handle reaches a feed opened on the other.
+async fn notifications_reach_another_handle<S: LeaseStore>(a: &S, b: &S) {
+    let mut feed = b.changes().await.expect("changes").expect("a feed");
+    a.notify_changed().await.expect("notify");
+    assert_eq!(next_change(&mut feed).await, Some(()));
+    a.notify_changed().await.expect("notify");
+    assert_eq!(next_change(&mut feed).await, Some(()));
+    // Another feed on the sending handle hears it too.
+    let mut own = a.changes().await.expect("changes").expect("a feed");
+    b.notify_changed().await.expect("notify");
+    assert_eq!(next_change(&mut own).await, Some(()));
+}
+per_backend!(notifications_reach_another_handle: postgres_pair, redis_pair);
+
+#[tokio::test]
+async fn mysql_has_no_change_feed() {
+    let Some(pair) = mysql_pair().await else {
+        return;
+    };
+    pair.a.notify_changed().await.expect("a no-op");
+    assert!(pair.b.changes().await.expect("changes").is_none());
+    pair.cleanup.await;
+}
+
+/// The boxed store is the same store under both views.
+async fn boxed_store_is_one_store<S: LeaseStore>(a: S, b: &S) {
+    let boxed = BoxLeaseStore::new(a);
+    let jobs = boxed.as_job_store();
+    let trigger = codec_and_trigger().1;
+    let now = boxed.store_time().await.expect("time");
+    jobs.add_job(job("bx", Some(now - TimeDelta::seconds(1)), trigger))
+        .await
+        .expect("add through the job view");
+    assert!(
+        boxed
+            .lookup_job(&JobId::new("bx").unwrap())
+            .await
+            .expect("get")
+            .is_some()
+    );
+    boxed
+        .heartbeat(&node("A"), Utc::now(), LONG)
+        .await
+        .expect("hb");
+    let fires = fire_due(&boxed, "A").await;
+    assert_eq!(fires.len(), 1);
+    assert_eq!(
+        b.running_fires().await.expect("running")[0].fire,
+        fires[0].0
+    );
+    assert_eq!(
+        boxed
+            .clone()
+            .into_job_store()
+            .all_jobs()
+            .await
+            .expect("all")
+            .len(),
+        1
+    );
+    assert!(format!("{boxed:?}").contains("BoxLeaseStore"));
+}
+
+mod boxed_store_is_one_store {
+    #[tokio::test]
+    async fn postgres_pair() {
+        if let Some(pair) = super::postgres_pair().await {
+            super::boxed_store_is_one_store(pair.a, &pair.b).await;
+            pair.cleanup.await;
+        }
+    }
+
+    #[tokio::test]
+    async fn mysql_pair() {
+        if let Some(pair) = super::mysql_pair().await {
+            super::boxed_store_is_one_store(pair.a, &pair.b).await;
+            pair.cleanup.await;
+        }
+    }
+
+    #[tokio::test]
+    async fn redis_pair() {
+        if let Some(pair) = super::redis_pair().await {
+            super::boxed_store_is_one_store(pair.a, &pair.b).await;
+            pair.cleanup.await;
+        }
     }
 }

@@ -136,7 +136,7 @@ async fn connectors_at_once_migrate_once() {
         .collect();
     for open in opens {
         let store = open.await.expect("join").expect("connect");
-        assert_eq!(store.schema_version().await.expect("version"), 2);
+        assert_eq!(store.schema_version().await.expect("version"), 3);
     }
     let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM `{schema}`.sched_schema_version"
@@ -144,7 +144,7 @@ async fn connectors_at_once_migrate_once() {
     .fetch_one(&server.pool)
     .await
     .expect("count");
-    assert_eq!(rows, 2, "migrations 1 and 2 recorded once each");
+    assert_eq!(rows, 3, "migrations 1, 2 and 3 recorded once each");
     server.drop_schemas().await;
 }
 
@@ -261,6 +261,6 @@ async fn a_migration_interrupted_after_its_ddl_runs_again() {
     let store = MySqlStore::from_pool(server.pool.clone(), options)
         .await
         .expect("the migration runs again");
-    assert_eq!(store.schema_version().await.expect("version"), 2);
+    assert_eq!(store.schema_version().await.expect("version"), 3);
     server.drop_schemas().await;
 }

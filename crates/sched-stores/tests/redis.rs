@@ -134,7 +134,7 @@ async fn connectors_at_once_check_the_layout_under_the_lock() {
         .collect();
     for open in opens {
         let store = open.await.expect("join").expect("connect");
-        assert_eq!(store.schema_version().await.expect("version"), 1);
+        assert_eq!(store.schema_version().await.expect("version"), 2);
     }
     let lock: Option<String> = server
         .conn

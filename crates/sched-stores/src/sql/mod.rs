@@ -318,17 +318,21 @@ pub(crate) fn migrations(d: Dialect, n: &Names) -> Vec<Migration> {
              INDEX {i} (next_run_time, id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         )],
     };
-    // Several nodes (PostgreSQL and MySQL only): the leases and fires tables.
+    // Several nodes (PostgreSQL and MySQL only): the leases and fires tables (2), the
+    // nodes table and the fire indexes (3).
     #[cfg(any(feature = "postgres", feature = "mysql"))]
-    let v2 = crate::lease::sql::migration(d, n);
+    let leases = [
+        crate::lease::sql::migration(d, n),
+        crate::lease::sql::migration_nodes(d, n),
+    ];
     #[cfg(not(any(feature = "postgres", feature = "mysql")))]
-    let v2 = None;
+    let leases: [Option<Migration>; 0] = [];
     std::iter::once(Migration {
         version: 1,
         description: "jobs table with the (next_run_time, id) index and quarantine column",
         statements: v1,
     })
-    .chain(v2)
+    .chain(leases.into_iter().flatten())
     .collect()
 }
 
