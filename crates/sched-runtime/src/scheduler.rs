@@ -693,6 +693,7 @@ impl Scheduler {
             }
             Err(e) => return Err(SchedulerError::store(&store_name, e)),
         }
+        crate::cluster::changed(sh, &store_name);
         sh.emit(Event::Job(JobEvent::new(
             EventKind::JobAdded,
             id,
@@ -911,6 +912,7 @@ impl Scheduler {
             .update_job(job.clone())
             .await
             .map_err(|e| SchedulerError::store(&store_name, e))?;
+        crate::cluster::changed(sh, &store_name);
         sh.emit(Event::Job(JobEvent::new(
             EventKind::JobModified,
             id.clone(),
@@ -948,6 +950,7 @@ impl Scheduler {
         }
         // No wake-up: a removal can only make the dispatcher wake too early, and then it
         // finds nothing due and sleeps again.
+        crate::cluster::changed(sh, &store_name);
         sh.emit(Event::Job(JobEvent::new(
             EventKind::JobRemoved,
             id.clone(),
@@ -977,6 +980,7 @@ impl Scheduler {
                 st.remove_all_jobs()
                     .await
                     .map_err(|e| SchedulerError::store(name, e))?;
+                crate::cluster::changed(sh, name);
             }
         }
         sh.emit(Event::Scheduler(SchedulerEvent::new(

@@ -16,11 +16,11 @@
 //!
 //! The checks:
 //! - every idempotency key is the fire's `"<job>@<slot µs>"`;
-//! - no `(job, slot)` ran twice;
 //! - every slot of every job ran (the jobs allow 100 instances, so a slow run never refuses
-//!   the next slot), except fires node 0 created and never finished (the
-//!   documented loss: a crash between creating a fire and finishing it), none of which is
-//!   scheduled after the kill;
+//!   the next slot), and every fire was finished;
+//! - a `(job, slot)` ran twice only as the guarantee allows: node 0 started it and died
+//!   before recording its outcome, and another node adopted the fire (its record now
+//!   names that node) and ran it again under the same key;
 //! - slots after the take-over window (kill + lease + one renew interval) run within a
 //!   sanity bound of their time; the take-over time (how late the slots due around the kill
 //!   ran) is printed with the counts.
@@ -379,6 +379,7 @@ impl Ledger {
 }
 
 /// The store of one backend.
+#[allow(clippy::large_enum_variant)]
 enum AnyStore {
     Postgres(PostgresStore),
     MySql(MySqlStore),
@@ -478,7 +479,8 @@ impl AnyStore {
 struct Tally {
     ran: usize,
     per_node: [usize; NODES],
-    lost_with_node0: usize,
+    /// Slots run twice: node0's fires adopted after the kill.
+    adopted_twice: usize,
     /// The most a slot due from a second before the kill to the end of the take-over window
     /// ran late (ms): the take-over time of what node 0 held.
     takeover_ms: i64,
@@ -576,7 +578,8 @@ async fn prove(backend: &str, var: &str) {
     let tally = check(&ledger, &fires, jobs, secs, t0, killed_at);
     eprintln!(
         "{backend}: {jobs} jobs x {secs} slots = {} fires; ran {} (node0 {}, node1 {}, node2 {}); \
-         duplicates 0; lost with node0 (created, not finished): {}; take-over: slots due from \
+         run twice (node0's unfinished fires, adopted and run again under the same key): {}; \
+         missing 0; take-over: slots due from \
          1 s before the kill to kill + lease + renew ran at most {} ms late; max lateness {} ms, \
          after the take-over window {} ms",
         jobs * secs,
@@ -584,7 +587,7 @@ async fn prove(backend: &str, var: &str) {
         tally.per_node[0],
         tally.per_node[1],
         tally.per_node[2],
-        tally.lost_with_node0,
+        tally.adopted_twice,
         tally.takeover_ms,
         tally.max_late_ms,
         tally.max_late_after_window_ms,
@@ -610,16 +613,16 @@ fn check(
     let killed = killed_at.timestamp_micros();
     let window = killed + (LEASE + RENEW_EVERY).as_micros() as i64;
     let mut tally = Tally::default();
-    let mut seen = std::collections::HashMap::new();
-    for (job, slot, node, key, ran) in ledger {
+    let mut seen: std::collections::HashMap<(String, i64), Vec<&Entry>> =
+        std::collections::HashMap::new();
+    for e in ledger {
+        let (job, slot, node, key, ran) = e;
         assert_eq!(
             *key,
             format!("{job}@{slot}"),
             "idempotency key of {job} at {slot}"
         );
-        if let Some(first) = seen.insert((job.clone(), *slot), node.clone()) {
-            panic!("{job} at {slot} ran twice: on {first} and on {node}");
-        }
+        seen.entry((job.clone(), *slot)).or_default().push(e);
         let n: usize = node.trim_start_matches("node").parse().expect("node name");
         tally.per_node[n] += 1;
         let late_ms = (ran - slot) / 1000;
@@ -631,22 +634,31 @@ fn check(
         }
     }
     tally.ran = ledger.len();
+    // Twice only as the guarantee allows: node0 started it, died before recording its
+    // outcome, and another node adopted the fire and ran it again under the same key.
+    for ((job, slot), runs) in &seen {
+        if runs.len() == 1 {
+            continue;
+        }
+        let fire = fires.iter().find(|f| f.0 == *job && f.1 == *slot);
+        let adopted = runs.len() == 2
+            && runs.iter().filter(|e| e.2 == "node0").count() == 1
+            && *slot <= killed
+            && fire.is_some_and(|f| f.2 != "node0" && f.3.is_some());
+        assert!(
+            adopted,
+            "{job} at {slot} ran {} times, not as an adopted fire of node0: runs {runs:?}, fire {fire:?}",
+            runs.len()
+        );
+        tally.adopted_twice += 1;
+    }
     let mut missing = Vec::new();
     for i in 0..jobs {
         let job = format!("job{i:05}");
         for s in 0..secs {
             let slot = (t0 + TimeDelta::seconds(s)).timestamp_micros();
-            if seen.contains_key(&(job.clone(), slot)) {
-                continue;
-            }
-            let fire = fires.iter().find(|f| f.0 == job && f.1 == slot);
-            if fire.is_some_and(|f| f.2 == "node0" && f.3.is_none()) {
-                assert!(
-                    slot <= killed,
-                    "{job} at {slot}: node0 created it after it was killed"
-                );
-                tally.lost_with_node0 += 1;
-            } else {
+            if !seen.contains_key(&(job.clone(), slot)) {
+                let fire = fires.iter().find(|f| f.0 == job && f.1 == slot);
                 missing.push((job.clone(), slot, fire.cloned()));
             }
         }
@@ -657,18 +669,18 @@ fn check(
             .filter(|e| e.0 == *job && (e.1 - slot).abs() <= 3_000_000)
             .map(|e| (e.1, &e.2, e.4 - e.1))
             .collect();
-        let fires_around: Vec<_> = fires
-            .iter()
-            .filter(|f| f.0 == *job && (f.1 - slot).abs() <= 3_000_000)
-            .collect();
         panic!(
-            "{} slots never ran and were not lost with node0 (killed at {killed}); the first: \
-             {job} at {slot}, its fire {fire:?}; its runs around it (slot, node, late µs): \
-             {around:?}; its fires around it: {fires_around:?}",
+            "{} slots never ran (node0 killed at {killed}); the first: {job} at {slot}, its \
+             fire {fire:?}; its runs around it (slot, node, late µs): {around:?}",
             missing.len()
         );
     }
-    assert_eq!((tally.ran + tally.lost_with_node0) as i64, jobs * secs);
+    let unfinished: Vec<_> = fires.iter().filter(|f| f.3.is_none()).collect();
+    assert!(
+        unfinished.is_empty(),
+        "fires never finished: {unfinished:?}"
+    );
+    assert_eq!(seen.len() as i64, jobs * secs);
     assert!(tally.per_node[1] > 0 && tally.per_node[2] > 0, "{tally:?}");
     assert!(
         tally.per_node[0] > 0,

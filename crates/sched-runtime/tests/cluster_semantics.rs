@@ -17,7 +17,8 @@ use sched_runtime::{
     Clock, ClusterOptions, JobContext, SchedulerError, ShutdownMode, TestClock, closure_task,
 };
 use sched_stores::{
-    Claim, Commit, FireId, JobStore, LeaseStore, MemoryStore, QuarantinedJob, StoreError,
+    Adopted, ChangeFeed, Claim, Commit, CommitRequest, Finished, FireId, Heartbeat, JobStore,
+    LeaseStore, MemoryStore, NodeInfo, NodeRecord, QuarantinedJob, RunningFire, StoreError,
 };
 use support::*;
 
@@ -30,6 +31,9 @@ struct LeaseState {
     epochs: HashMap<JobId, i64>,
     /// Fire → (node, epoch, outcome once finished).
     fires: HashMap<FireId, (String, i64, Option<String>)>,
+    /// Node → (started, registration end).
+    nodes: HashMap<String, (DateTime<Utc>, DateTime<Utc>)>,
+    notified: usize,
 }
 
 /// The lease rules on a memory store, timed by a test clock.
@@ -173,60 +177,147 @@ impl LeaseStore for MemLease {
         Ok(n)
     }
 
-    async fn commit_fires(
+    async fn commit_many(
         &self,
         node: &str,
-        epoch: i64,
-        slots: &[DateTime<Utc>],
-        job: &Job,
-    ) -> Result<Commit, StoreError> {
-        if self.lose_next_commit.swap(false, Ordering::SeqCst) {
-            // Another node took the job over: its lease now.
-            let mut st = self.state.lock().unwrap();
-            let until = self.clock.now() + chrono::TimeDelta::seconds(30);
-            st.leases
-                .insert(job.id.clone(), ("other".to_owned(), until, epoch + 1));
-            st.epochs.insert(job.id.clone(), epoch + 1);
-        }
-        let created = {
-            let mut st = self.state.lock().unwrap();
-            if !self.held(&st, node, &job.id, epoch) {
-                return Ok(Commit::Lost);
+        batch: &[CommitRequest<'_>],
+    ) -> Result<Vec<Commit>, StoreError> {
+        let mut out = Vec::new();
+        for req in batch {
+            let job = req.job;
+            if self.lose_next_commit.swap(false, Ordering::SeqCst) {
+                // Another node took the job over: its lease now.
+                let mut st = self.state.lock().unwrap();
+                let until = self.clock.now() + chrono::TimeDelta::seconds(30);
+                st.leases
+                    .insert(job.id.clone(), ("other".to_owned(), until, req.epoch + 1));
+                st.epochs.insert(job.id.clone(), req.epoch + 1);
             }
-            let mut created = Vec::new();
-            for slot in slots {
-                let fire = FireId::new(job.id.clone(), *slot);
-                if !st.fires.contains_key(&fire) {
-                    st.fires
-                        .insert(fire.clone(), (node.to_owned(), epoch, None));
-                    created.push(fire);
+            let created = {
+                let mut st = self.state.lock().unwrap();
+                if !self.held(&st, node, &job.id, req.epoch) {
+                    out.push(Commit::Lost);
+                    continue;
                 }
+                let mut created = Vec::new();
+                for slot in req.slots {
+                    let fire = FireId::new(job.id.clone(), *slot);
+                    if !st.fires.contains_key(&fire) {
+                        st.fires
+                            .insert(fire.clone(), (node.to_owned(), req.epoch, None));
+                        created.push(fire);
+                    }
+                }
+                st.leases.remove(&job.id);
+                created
+            };
+            match self.jobs.update_job(job.clone()).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
             }
-            st.leases.remove(&job.id);
-            created
-        };
-        match self.jobs.update_job(job.clone()).await {
-            Ok(()) | Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e),
+            out.push(Commit::Committed { created });
         }
-        Ok(Commit::Committed { created })
+        Ok(out)
     }
 
-    async fn finish_fire(
-        &self,
-        node: &str,
-        epoch: i64,
-        fire: &FireId,
-        outcome: &str,
-    ) -> Result<bool, StoreError> {
+    async fn finish_fires(&self, node: &str, done: &[Finished]) -> Result<u64, StoreError> {
         let mut st = self.state.lock().unwrap();
-        match st.fires.get_mut(fire) {
-            Some((n, e, done)) if n == node && *e == epoch => {
-                *done = Some(outcome.to_owned());
-                Ok(true)
+        let mut n = 0;
+        for d in done {
+            if let Some((owner, e, outcome)) = st.fires.get_mut(&d.fire)
+                && owner == node
+                && *e == d.epoch
+            {
+                *outcome = Some(d.outcome.clone());
+                n += 1;
             }
-            _ => Ok(false),
         }
+        Ok(n)
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &NodeInfo,
+        _node_now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Heartbeat, StoreError> {
+        let now = self.clock.now();
+        let expires_at = now + chrono::TimeDelta::from_std(ttl).unwrap();
+        let mut st = self.state.lock().unwrap();
+        let lapsed = st.nodes.get(&node.id).is_none_or(|(_, end)| *end <= now);
+        if lapsed {
+            // Its unfinished fires go to adoption.
+            for (owner, _, outcome) in st.fires.values_mut() {
+                if *owner == node.id && outcome.is_none() {
+                    owner.clear();
+                }
+            }
+        }
+        st.nodes
+            .insert(node.id.clone(), (node.started_at, expires_at));
+        Ok(Heartbeat {
+            store_time: now,
+            expires_at,
+            lapsed,
+        })
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn unregister_node(&self, node: &str) -> Result<bool, StoreError> {
+        Ok(self.state.lock().unwrap().nodes.remove(node).is_some())
+    }
+
+    async fn running_fires(&self) -> Result<Vec<RunningFire>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn adopt_fires(&self, node: &str, limit: usize) -> Result<Vec<Adopted>, StoreError> {
+        let now = self.clock.now();
+        let mut adopted = Vec::new();
+        {
+            let mut st = self.state.lock().unwrap();
+            if st.nodes.get(node).is_none_or(|(_, end)| *end <= now) {
+                return Ok(Vec::new());
+            }
+            let alive: Vec<String> = st
+                .nodes
+                .iter()
+                .filter(|(_, (_, end))| *end > now)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for (fire, (owner, epoch, outcome)) in st.fires.iter_mut() {
+                if adopted.len() == limit {
+                    break;
+                }
+                if outcome.is_none() && !alive.contains(owner) {
+                    *owner = node.to_owned();
+                    *epoch += 1;
+                    adopted.push((fire.clone(), *epoch));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (fire, epoch) in adopted {
+            let job = self.jobs.lookup_job(&fire.job).await?;
+            out.push(Adopted { fire, epoch, job });
+        }
+        Ok(out)
+    }
+
+    async fn prune(&self, _before: DateTime<Utc>, _limit: usize) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn notify_changed(&self) -> Result<(), StoreError> {
+        self.state.lock().unwrap().notified += 1;
+        Ok(())
+    }
+
+    async fn changes(&self) -> Result<Option<ChangeFeed>, StoreError> {
+        Ok(None)
     }
 
     async fn release(&self, node: &str, id: &JobId, epoch: i64) -> Result<bool, StoreError> {
@@ -500,4 +591,120 @@ async fn bad_options_fail_start_naming_the_option() {
         }
     }
     assert!(options().validate().is_ok());
+}
+
+// A fire of a node whose registration ended, never finished: adopted and run again under
+// its idempotency key, its outcome recorded under the new epoch. A removed job's fire is
+// recorded, not run.
+//
+//   00:01 F (node "dead", unfinished)      00:01:05 adopted: R(00:01)
+#[tokio::test(start_paused = true)]
+async fn a_lapsed_nodes_fires_are_adopted_and_run_again_under_their_key() {
+    let clock = TestClock::new(at(0, 1, 5));
+    let store = MemLease::new(&clock);
+    let keys = Keys::default();
+    let mut job = Job::new(id("tick"), keyed(&keys), Every::minute_from(at(0, 1, 0)));
+    job.next_run_time = Some(at(0, 2, 0));
+    store.jobs.add_job(job).await.unwrap();
+    {
+        let mut st = store.state.lock().unwrap();
+        st.nodes
+            .insert("dead".to_owned(), (at(0, 0, 0), at(0, 1, 2)));
+        st.fires.insert(
+            FireId::new(id("tick"), at(0, 1, 0)),
+            ("dead".to_owned(), 7, None),
+        );
+        st.fires.insert(
+            FireId::new(id("gone"), at(0, 1, 0)),
+            ("dead".to_owned(), 3, None),
+        );
+    }
+    let (s, _rec) = cluster_scheduler(&store, &clock, options());
+    s.start().await.unwrap();
+    until(&clock, at(0, 1, 10)).await;
+    s.shutdown(ShutdownMode::Wait).await;
+
+    let ran = keys.lock().unwrap().clone();
+    assert_eq!(
+        ran,
+        [(
+            at(0, 1, 0),
+            FireId::new(id("tick"), at(0, 1, 0)).idempotency_key()
+        )]
+    );
+    let fires = store.fires();
+    let (node, epoch, outcome) = &fires[&FireId::new(id("tick"), at(0, 1, 0))];
+    assert_eq!((node.as_str(), *epoch), ("node-a", 8));
+    assert_eq!(outcome.as_deref(), Some("executed"));
+    let (node, _, outcome) = &fires[&FireId::new(id("gone"), at(0, 1, 0))];
+    assert_eq!(node, "node-a");
+    assert_eq!(outcome.as_deref(), Some("not run: the job was removed"));
+}
+
+// This node's registration lapses while a fire runs (the store dropped it): the next
+// heartbeat says so, and the run's cancellation token fires.
+#[tokio::test(start_paused = true)]
+async fn a_lapsed_heartbeat_cancels_the_runs_of_this_nodes_fires() {
+    let clock = TestClock::new(at(0, 0, 30));
+    let store = MemLease::new(&clock);
+    let (s, rec) = cluster_scheduler(&store, &clock, options());
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let seen = cancelled.clone();
+    let task = closure_task("long", move |ctx: JobContext| {
+        let seen = seen.clone();
+        async move {
+            ctx.cancellation_token().cancelled().await;
+            seen.store(true, Ordering::SeqCst);
+            Ok::<_, String>(())
+        }
+    });
+    s.start().await.unwrap();
+    s.add_job(JobSpec::new(task, once(at(0, 1, 0))).id("long").unwrap())
+        .await
+        .unwrap();
+    until(&clock, at(0, 1, 5)).await;
+    assert!(
+        !cancelled.load(Ordering::SeqCst),
+        "cancelled before the lapse"
+    );
+    store.state.lock().unwrap().nodes.clear();
+    until(&clock, at(0, 1, 10)).await;
+    s.shutdown(ShutdownMode::Wait).await;
+    let errors = rec.executions(EventKind::JobError);
+    assert!(
+        cancelled.load(Ordering::SeqCst)
+            || errors.iter().any(|e| e
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.kind == sched_core::event::FailureKind::Cancelled)),
+        "the run was not cancelled: {errors:?}"
+    );
+}
+
+// Handle operations on a cluster store tell the other nodes, once per burst.
+#[tokio::test(start_paused = true)]
+async fn job_changes_notify_the_other_nodes_debounced() {
+    let clock = TestClock::new(at(0, 0, 0));
+    let store = MemLease::new(&clock);
+    let (s, _rec) = cluster_scheduler(&store, &clock, options());
+    s.start().await.unwrap();
+    for i in 0..50 {
+        s.add_job(
+            JobSpec::new(
+                closure_task("noop", |_: JobContext| async { Ok::<_, String>(()) }),
+                Every::minute_from(at(1, 0, 0)),
+            )
+            .id(format!("j{i}"))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    until(&clock, at(0, 0, 1)).await;
+    let notified = store.state.lock().unwrap().notified;
+    assert!((1..=2).contains(&notified), "{notified} notifications");
+    s.remove_job(&id("j0")).await.unwrap();
+    until(&clock, at(0, 0, 2)).await;
+    assert_eq!(store.state.lock().unwrap().notified, notified + 1);
+    s.shutdown(ShutdownMode::Wait).await;
 }

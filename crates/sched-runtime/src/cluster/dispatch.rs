@@ -2,17 +2,21 @@
 //! store. See the module docs of `cluster` for the ground rules.
 
 use std::sync::Arc;
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sched_core::event::{
-    Event, EventKind, FailureKind, JobEvent, JobExecutionEvent, JobFailure, StoreErrorEvent,
+    Event, EventKind, FailureKind, JobEvent, JobExecutionEvent, JobFailure, JobSubmissionEvent,
+    StoreErrorEvent,
 };
 use sched_core::job::{Job, JobId};
-use sched_stores::{BoxJobStore, Commit, FireId, JobStore, StoreError};
+use sched_stores::{
+    BoxJobStore, Commit, CommitRequest, Finished, FireId, JobStore, LeaseStore, NodeInfo,
+    StoreError,
+};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,13 +28,17 @@ use crate::task::panic_message;
 /// How soon to look again when the earliest next run time is due but another node holds
 /// it (it commits within milliseconds, or its lease ends).
 const HELD_RETRY: Duration = Duration::from_millis(100);
-/// Outcomes recorded at once by the flusher.
-const FLUSH_CONCURRENCY: usize = 3;
-/// Claims committed at once: a store keeps a few connections (PostgreSQL and MySQL 10), and
-/// the flusher and the handles need some too.
-const COMMIT_CONCURRENCY: usize = 6;
-/// Attempts to record one outcome before giving up on it (it then stays unfinished).
+/// Outcomes recorded per store call by the flusher.
+const FLUSH_BATCH: usize = 1024;
+/// Attempts to record a batch of outcomes before giving up on it (its fires then stay
+/// unfinished, and are adopted if this node's registration ends).
 const FINISH_ATTEMPTS: u32 = 5;
+/// How often finished fire records older than the retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Records pruned per kind and call.
+const PRUNE_LIMIT: usize = 10_000;
+/// How long a burst of job changes is gathered into one notification.
+const NOTIFY_DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// A fire's outcome on its way to the store.
 #[derive(Debug)]
@@ -130,6 +138,7 @@ pub(crate) async fn process_store(
         // task wakes the dispatcher then).
         return Ok(Some(poll));
     }
+    let mut failure = adopt(sh, node).await.err();
     loop {
         if sh.stop.is_cancelled() || sh.state() != SchedulerState::Running {
             return Ok(None);
@@ -143,8 +152,7 @@ pub(crate) async fn process_store(
             .claim_due(&opts.node_id, now, opts.lease, opts.claim_batch)
             .await?;
         let full = claims.len() == opts.claim_batch;
-        let mut commits = JoinSet::new();
-        let mut failure = None;
+        let mut planned = Vec::with_capacity(claims.len());
         for claim in claims {
             let job = claim.job;
             let Some(first) = job.next_run_time.filter(|t| *t <= now) else {
@@ -152,34 +160,39 @@ pub(crate) async fn process_store(
                 continue;
             };
             match crate::quarantine::quarantine_if_unrunnable(sh, name, store, &job).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    release(node, &job.id, claim.epoch).await;
-                    continue;
-                }
+                Ok(false) => planned.push(plan_claim(sh, job, claim.epoch, first, now)),
+                Ok(true) => release(node, &job.id, claim.epoch).await,
+                // Left claimed: planned again once its lease ends.
                 Err(e) => {
-                    // Left claimed: planned again once its lease ends.
                     failure.get_or_insert(e);
-                    continue;
                 }
             }
-            let planned = plan_claim(sh, job, claim.epoch, first, now);
-            let lease = node.lease.clone();
-            let node_id = opts.node_id.clone();
-            while commits.len() >= COMMIT_CONCURRENCY {
-                if let Some(done) = commits.join_next().await {
-                    settle(sh, name, store, node, done, &mut failure).await;
-                }
-            }
-            commits.spawn(async move {
-                let commit = lease
-                    .commit_fires(&node_id, planned.epoch, &planned.run, &planned.advanced)
-                    .await;
-                (planned, commit)
-            });
         }
-        while let Some(done) = commits.join_next().await {
-            settle(sh, name, store, node, done, &mut failure).await;
+        if !planned.is_empty() {
+            // One round trip for the whole batch.
+            let requests: Vec<CommitRequest<'_>> = planned
+                .iter()
+                .map(|p| CommitRequest {
+                    epoch: p.epoch,
+                    slots: &p.run,
+                    job: &p.advanced,
+                })
+                .collect();
+            match node.lease.commit_many(&opts.node_id, &requests).await {
+                Ok(commits) => {
+                    drop(requests);
+                    for (p, commit) in planned.into_iter().zip(commits) {
+                        if let Err(e) = settle(sh, name, store, node, p, commit).await {
+                            failure.get_or_insert(e);
+                        }
+                    }
+                }
+                // Nothing was written: the claims end with their lease and the jobs are
+                // planned again from what the store holds.
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
         drop(ops);
         if let Some(e) = failure {
@@ -201,32 +214,50 @@ pub(crate) async fn process_store(
     }))
 }
 
-/// Acts on one commit's answer as it comes; keeps the first store error in `failure`.
+/// Acts on one commit's answer.
 async fn settle(
     sh: &Arc<Shared>,
     name: &str,
     store: &BoxJobStore,
     node: &ClusterNode,
-    done: Result<(Planned, Result<Commit, StoreError>), tokio::task::JoinError>,
-    failure: &mut Option<StoreError>,
-) {
-    // A commit task only ends by returning (the dispatcher never aborts it).
-    let Ok((planned, commit)) = done else {
-        return;
-    };
+    planned: Planned,
+    commit: Commit,
+) -> Result<(), StoreError> {
     match commit {
-        Ok(Commit::Committed { created }) => {
-            if let Err(e) = committed(sh, name, store, node, planned, created).await {
-                failure.get_or_insert(e);
-            }
+        Commit::Committed { created } => {
+            committed(sh, name, store, node, planned, Some(created)).await
         }
-        Ok(Commit::Lost) => {
+        Commit::Refused => committed(sh, name, store, node, planned, None).await,
+        Commit::Lost => {
             tracing::debug!(job_id = %planned.job.id, epoch = planned.epoch, "claim lost before its commit; nothing runs");
+            Ok(())
         }
-        Err(e) => {
-            // The claim stays until its lease ends; the job is then claimed again and
-            // planned from what the store holds.
-            failure.get_or_insert(e);
+    }
+}
+
+/// Takes over the unfinished fires of nodes whose registration ended, and runs each again
+/// under its idempotency key (a removed job's fire is recorded finished, not run).
+async fn adopt(sh: &Arc<Shared>, node: &Arc<ClusterNode>) -> Result<(), StoreError> {
+    let opts = &node.options;
+    loop {
+        let adopted = node
+            .lease
+            .adopt_fires(&opts.node_id, opts.claim_batch)
+            .await?;
+        let full = adopted.len() == opts.claim_batch;
+        for a in adopted {
+            let hook = node.hook(a.fire.job.clone(), a.epoch);
+            let Some(job) = a.job else {
+                tracing::warn!(fire = %a.fire, "adopted a fire of a removed job; recorded, not run");
+                hook.send(a.fire.scheduled, "not run: the job was removed".to_owned());
+                continue;
+            };
+            tracing::info!(fire = %a.fire, epoch = a.epoch, "adopted the fire of a node that lapsed; running it again under its idempotency key");
+            let next = job.next_run_time;
+            crate::dispatcher::submit_with(sh, &job, &[a.fire.scheduled], next, Some(hook));
+        }
+        if !full {
+            return Ok(());
         }
     }
 }
@@ -288,7 +319,7 @@ async fn committed(
     store: &BoxJobStore,
     node: &ClusterNode,
     planned: Planned,
-    created: Vec<FireId>,
+    created: Option<Vec<FireId>>,
 ) -> Result<(), StoreError> {
     let job = &planned.job;
     if let Some(message) = planned.panicked {
@@ -316,15 +347,25 @@ async fn committed(
             t,
         )));
     }
-    if !created.is_empty() {
-        let times: Vec<DateTime<Utc>> = created.into_iter().map(|f| f.scheduled).collect();
-        let hook = FireHook {
-            job: job.id.clone(),
-            epoch: planned.epoch,
-            cancel: ClusterNode::lock(&node.runs).clone(),
-            outcomes: ClusterNode::lock(&node.outcomes).clone(),
-        };
-        crate::dispatcher::submit_with(sh, job, &times, next, Some(hook));
+    match created {
+        Some(created) if !created.is_empty() => {
+            let times: Vec<DateTime<Utc>> = created.into_iter().map(|f| f.scheduled).collect();
+            let hook = node.hook(job.id.clone(), planned.epoch);
+            crate::dispatcher::submit_with(sh, job, &times, next, Some(hook));
+        }
+        Some(_) => {}
+        // The job has max_instances fires unfinished in the cluster: no fire was created.
+        None if planned.run.is_empty() => {}
+        None => {
+            tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached in the cluster");
+            crate::metrics::refused(name, &job.executor);
+            sh.emit(Event::Submission(JobSubmissionEvent::new(
+                EventKind::JobMaxInstances,
+                job.id.clone(),
+                name,
+                planned.run.clone(),
+            )));
+        }
     }
     // Finished: the commit stored it without a next run time, so nobody claims it again;
     // now it goes.
@@ -342,32 +383,63 @@ async fn committed(
     Ok(())
 }
 
-/// Starts a node's renew task and outcome flusher.
+impl ClusterNode {
+    /// The hook of the runs of fires created (or adopted) under `epoch`.
+    fn hook(&self, job: JobId, epoch: i64) -> FireHook {
+        FireHook {
+            job,
+            epoch,
+            cancel: ClusterNode::lock(&self.runs).clone(),
+            outcomes: ClusterNode::lock(&self.outcomes).clone(),
+        }
+    }
+
+    fn info(&self) -> NodeInfo {
+        let started_at = ClusterNode::lock(&self.started_at).unwrap_or_default();
+        NodeInfo {
+            id: self.options.node_id.clone(),
+            host: super::host_name(),
+            pid: std::process::id(),
+            started_at,
+        }
+    }
+}
+
+/// Starts a node's renew task (heartbeats, renewals, pruning), outcome flusher, change
+/// notifier and change listener.
 pub(crate) fn start_node(
     sh: &Arc<Shared>,
     node: &Arc<ClusterNode>,
     runtime: &tokio::runtime::Handle,
 ) {
+    *ClusterNode::lock(&node.started_at) = Some(sh.clock.now());
     *ClusterNode::lock(&node.runs) = sh.run_cancel.child_token();
     let (tx, rx) = mpsc::unbounded_channel();
     *ClusterNode::lock(&node.outcomes) = Some(tx);
     let renew = runtime.spawn(renew_loop(sh.clone(), node.clone()));
     let flusher = runtime.spawn(flush(node.clone(), rx));
-    ClusterNode::lock(&node.tasks).extend([renew, flusher]);
+    let notifier = runtime.spawn(notify_loop(sh.clone(), node.clone()));
+    let listener = runtime.spawn(listen(sh.clone(), node.clone()));
+    ClusterNode::lock(&node.tasks).extend([renew, flusher, notifier, listener]);
 }
 
-/// Stops a node (the dispatcher has stopped): ends the renew task, waits for the outcomes
-/// of the finished runs to be recorded when `wait`, and releases every claim of the node.
+/// Stops a node (the dispatcher has stopped): ends its tasks, waits for the outcomes of
+/// the finished runs to be recorded when `wait`, releases every claim of the node and
+/// unregisters it (its unfinished fires, left by runs still going, are adopted).
 pub(crate) async fn stop_node(node: &ClusterNode, wait: bool) {
     // Dropping the sender lets the flusher end once every run's sender is gone.
     ClusterNode::lock(&node.outcomes).take();
     let tasks: Vec<_> = ClusterNode::lock(&node.tasks).drain(..).collect();
-    let mut tasks = tasks.into_iter();
-    if let Some(renew) = tasks.next() {
-        renew.abort();
-        let _ = renew.await;
+    let mut flusher = None;
+    for (i, task) in tasks.into_iter().enumerate() {
+        if i == 1 {
+            flusher = Some(task);
+        } else {
+            task.abort();
+            let _ = task.await;
+        }
     }
-    if let Some(flusher) = tasks.next()
+    if let Some(flusher) = flusher
         && wait
     {
         let _ = flusher.await;
@@ -379,32 +451,68 @@ pub(crate) async fn stop_node(node: &ClusterNode, wait: bool) {
             tracing::warn!(node = %id, error = %e, "could not release the cluster claims; they end with their lease")
         }
     }
+    if wait && let Err(e) = node.lease.unregister_node(id).await {
+        tracing::warn!(node = %id, error = %e, "could not unregister the node; its registration ends by itself");
+    }
 }
 
-/// Renews the node's leases every `renew_every`; fences the node when it could not renew
-/// before its lease ends, and lets it claim again after the next success.
+/// Every `renew_every`: a heartbeat (registration, clock skew) and a renewal of the
+/// node's leases; every [`PRUNE_EVERY`], pruning. Fences the node when it could not renew
+/// before its lease ends and lets it claim again after the next success. A lapsed
+/// heartbeat (the registration had ended, so other nodes may adopt this node's unfinished
+/// fires) cancels the runs of this node's fires.
 async fn renew_loop(sh: Arc<Shared>, node: Arc<ClusterNode>) {
     let opts = &node.options;
     let mut last_ok = Instant::now();
+    let mut registered = false;
+    let mut last_prune: Option<Instant> = None;
     loop {
-        tokio::select! {
-            _ = sh.stop.cancelled() => return,
-            _ = tokio::time::sleep(opts.renew_every) => {}
-        }
-        let renewed = tokio::select! {
-            _ = sh.stop.cancelled() => return,
-            r = node.lease.renew(&opts.node_id, opts.lease) => r,
+        let round = async {
+            let beat = node
+                .lease
+                .heartbeat(&node.info(), sh.clock.now(), opts.lease)
+                .await?;
+            node.lease.renew(&opts.node_id, opts.lease).await?;
+            Ok::<_, StoreError>(beat)
         };
-        match renewed {
-            Ok(_) => {
+        let result = tokio::select! {
+            _ = sh.stop.cancelled() => return,
+            r = round => r,
+        };
+        match result {
+            Ok(beat) => {
                 last_ok = Instant::now();
+                if beat.lapsed && registered {
+                    tracing::warn!(node = %opts.node_id, store = %node.store, "registration had lapsed: the runs of this node's fires are cancelled (other nodes adopt them)");
+                    let fresh = sh.run_cancel.child_token();
+                    let old = std::mem::replace(&mut *ClusterNode::lock(&node.runs), fresh);
+                    old.cancel();
+                }
+                registered = true;
                 if node.fenced.swap(false, Ordering::SeqCst) {
                     tracing::info!(node = %opts.node_id, store = %node.store, "leases renewed again; claiming again");
                     sh.wake.notify_one();
                 }
+                if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    last_prune = Some(Instant::now());
+                    let before = TimeDelta::from_std(opts.retention)
+                        .ok()
+                        .and_then(|r| beat.store_time.checked_sub_signed(r));
+                    let pruned = match before {
+                        Some(before) => node.lease.prune(before, PRUNE_LIMIT).await,
+                        None => Ok(0),
+                    };
+                    match pruned {
+                        Ok(n) if n > 0 => {
+                            tracing::debug!(store = %node.store, pruned = n, "old fire records pruned")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(store = %node.store, error = %e, "pruning failed"),
+                    }
+                }
             }
             Err(e) => {
-                tracing::error!(node = %opts.node_id, store = %node.store, error = %e, "lease renewal failed");
+                tracing::error!(node = %opts.node_id, store = %node.store, error = %e, "heartbeat or lease renewal failed");
                 sh.emit(Event::Store(StoreErrorEvent::new(
                     node.store.clone(),
                     e.to_string(),
@@ -418,40 +526,83 @@ async fn renew_loop(sh: Arc<Shared>, node: Arc<ClusterNode>) {
                 }
             }
         }
+        tokio::select! {
+            _ = sh.stop.cancelled() => return,
+            _ = tokio::time::sleep(opts.renew_every) => {}
+        }
     }
 }
 
-/// Records fire outcomes as they come, a few at a time, until every sender is gone.
+/// Records fire outcomes as they come, a batch per store call, until every sender is gone.
 async fn flush(node: Arc<ClusterNode>, mut rx: mpsc::UnboundedReceiver<Outcome>) {
-    let mut inflight = JoinSet::new();
-    while let Some(outcome) = rx.recv().await {
-        while inflight.len() >= FLUSH_CONCURRENCY {
-            inflight.join_next().await;
+    let id = &node.options.node_id;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![Finished {
+            epoch: first.epoch,
+            fire: first.fire,
+            outcome: first.text,
+        }];
+        while batch.len() < FLUSH_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(Finished {
+                    epoch: o.epoch,
+                    fire: o.fire,
+                    outcome: o.text,
+                }),
+                Err(_) => break,
+            }
         }
-        let node = node.clone();
-        inflight.spawn(async move { record(&node, outcome).await });
+        let mut wait = Duration::from_millis(100);
+        for attempt in 1..=FINISH_ATTEMPTS {
+            match node.lease.finish_fires(id, &batch).await {
+                Ok(n) => {
+                    if n < batch.len() as u64 {
+                        tracing::warn!(node = %id, recorded = n, of = batch.len(), "some fire outcomes not recorded: those fires were adopted by another node");
+                    }
+                    break;
+                }
+                Err(e) if attempt < FINISH_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "recording fire outcomes failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, fires = batch.len(), "fire outcomes not recorded; the fires stay unfinished");
+                }
+            }
+        }
     }
-    while inflight.join_next().await.is_some() {}
 }
 
-async fn record(node: &ClusterNode, o: Outcome) {
-    let id = &node.options.node_id;
-    let mut wait = Duration::from_millis(100);
-    for attempt in 1..=FINISH_ATTEMPTS {
-        match node.lease.finish_fire(id, o.epoch, &o.fire, &o.text).await {
-            Ok(true) => return,
-            Ok(false) => {
-                tracing::warn!(fire = %o.fire, epoch = o.epoch, "fire outcome not recorded: the fire is not this node's");
-                return;
-            }
-            Err(e) if attempt < FINISH_ATTEMPTS => {
-                tracing::warn!(fire = %o.fire, error = %e, attempt, "recording a fire outcome failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-            Err(e) => {
-                tracing::error!(fire = %o.fire, error = %e, "fire outcome not recorded; the fire stays unfinished");
-            }
+/// Tells the other nodes about this node's job changes: one notification per burst.
+async fn notify_loop(sh: Arc<Shared>, node: Arc<ClusterNode>) {
+    loop {
+        tokio::select! {
+            _ = sh.stop.cancelled() => return,
+            _ = node.changed.notified() => {}
         }
+        tokio::time::sleep(NOTIFY_DEBOUNCE).await;
+        if let Err(e) = node.lease.notify_changed().await {
+            tracing::warn!(store = %node.store, error = %e, "could not notify the other nodes of a change; they see it at their next poll");
+        }
+    }
+}
+
+/// Wakes the dispatcher at every change another node announces (stores without
+/// notifications: nothing, the poll interval is the safety net).
+async fn listen(sh: Arc<Shared>, node: Arc<ClusterNode>) {
+    let mut feed = match node.lease.changes().await {
+        Ok(Some(feed)) => feed,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(store = %node.store, error = %e, "no change notifications; polling only");
+            return;
+        }
+    };
+    while std::future::poll_fn(|cx| feed.as_mut().poll_next(cx))
+        .await
+        .is_some()
+    {
+        sh.wake.notify_one();
     }
 }

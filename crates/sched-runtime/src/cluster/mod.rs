@@ -7,46 +7,58 @@
 //! time, it *claims* them through [`LeaseStore`] and commits each claim.
 //!
 //! # Ground rules
-//! - **Claim, plan, commit, run.** Each pass claims due jobs (`claim_due`, at most
-//!   [`ClusterOptions::claim_batch`] per store call, a lease of [`ClusterOptions::lease`] on
-//!   the store's clock). For each claim the run times are computed from the **stored** next
-//!   run time, with the job's misfire grace time and coalescing (the same `backlog` and
-//!   `plan` as a single node). `commit_fires` then creates the fires of the runs, writes the
-//!   advanced job and releases the lease, all at once. Only the fires that commit created
-//!   run here; `Commit::Lost` runs nothing and records nothing. A job's finished trigger
-//!   removes it after the commit; a job that cannot run is quarantined (as on one node) and
-//!   its claim released.
+//! - **Adopt, claim, plan, commit, run.** Each pass first adopts the unfinished fires of
+//!   nodes whose registration ended (`adopt_fires`) and runs them again under their
+//!   idempotency key (a removed job's fire is recorded finished, not run). Then it claims
+//!   due jobs (`claim_due`, at most [`ClusterOptions::claim_batch`] per store call, a lease
+//!   of [`ClusterOptions::lease`] on the store's clock). For each claim the run times are
+//!   computed from the **stored** next run time, with the job's misfire grace time and
+//!   coalescing (the same `backlog` and `plan` as a single node). One `commit_many` per
+//!   batch then creates the fires of the runs, writes the advanced jobs and releases the
+//!   leases. Only the fires a commit created run here; `Commit::Lost` runs nothing and
+//!   records nothing; `Commit::Refused` (the job has `max_instances` unfinished fires in the
+//!   cluster) is the `JobMaxInstances` event. A job's finished trigger removes it after the
+//!   commit; a job that cannot run is quarantined (as on one node) and its claim released.
 //! - **The fire is the identity.** A run's [`JobContext::idempotency_key`] is the fire's
 //!   [`FireId::idempotency_key`]: the same on every node.
 //! - **Outcomes are recorded after the run.** Each fire's outcome (`executed`, the error, a
-//!   refusal for `max_instances`) goes to a background flusher that records it with
-//!   `finish_fire`, so a run never waits for the store.
+//!   refusal for `max_instances` on this node) goes to a background flusher that records
+//!   them in batches (`finish_fires`), so a run never waits for the store.
 //! - **The store index stays the timer.** The dispatcher sleeps until the store's earliest
-//!   next run time, but at most [`ClusterOptions::poll_interval`] (other nodes add and change
-//!   jobs), and a little while when that time is due but held by another node.
-//! - **Self-fencing.** A renew task calls `renew` every [`ClusterOptions::renew_every`]. A
-//!   node whose renewals have failed for a whole lease stops claiming (its leases have
-//!   ended) until one succeeds again.
+//!   next run time, but at most [`ClusterOptions::poll_interval`], and a little while when
+//!   that time is due but held by another node. Handle operations on the store tell the
+//!   other nodes (`notify_changed`, one notification per burst of changes), and the
+//!   store's change feed (`changes`: PostgreSQL LISTEN/NOTIFY, Redis pub/sub) wakes this
+//!   dispatcher; the poll interval is the safety net (MySQL/MariaDB have no feed).
+//! - **Heartbeats and self-fencing.** A renew task, every [`ClusterOptions::renew_every`],
+//!   registers the node (`heartbeat`, with a time to live of one lease) and renews its
+//!   leases. A node that cannot do so before its lease ends stops claiming until it can
+//!   again. A heartbeat that finds the registration lapsed (other nodes may have adopted
+//!   this node's unfinished fires) cancels the cancellation tokens of this node's runs.
+//!   The same task prunes fire records older than [`ClusterOptions::retention`] every
+//!   minute.
 //! - **Graceful shutdown** stops claiming, treats the runs as the shutdown mode says, records
-//!   their outcomes, and releases every claim of the node at once (`release_all`).
+//!   their outcomes, releases every claim of the node at once (`release_all`) and
+//!   unregisters it.
 //!
 //! # The guarantee
-//! Each `(job, scheduled time)` fire is created at most once in the cluster and run only
-//! by the node that created it. A node that dies after creating a fire and before its run
-//! finished leaves it unfinished; see `docs/cluster.md`.
+//! Each `(job, scheduled time)` fire is created at most once in the cluster. Its run is
+//! *at least once* across a crash: a node that dies (or lapses) before recording a fire's
+//! outcome leaves it unfinished, and another node adopts it and runs it again under the
+//! same idempotency key. A job whose side effects must happen once uses that key; see
+//! `docs/cluster.md`.
 //!
 //! [`JobContext::idempotency_key`]: crate::JobContext::idempotency_key
 //! [`FireId::idempotency_key`]: sched_stores::FireId::idempotency_key
 
 mod dispatch;
-mod erased;
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sched_stores::LeaseStore;
+use sched_stores::{BoxLeaseStore, LeaseStore, NodeRecord, RunningFire};
 use thiserror::Error;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -110,13 +122,22 @@ impl Default for ClusterOptions {
 
 /// `<host>-<pid>-<8 random hex digits>`.
 fn default_node_id() -> String {
-    let host = std::env::var("HOSTNAME")
+    format!(
+        "{}-{}-{:08x}",
+        host_name(),
+        std::process::id(),
+        fastrand::u32(..)
+    )
+}
+
+/// This machine's name, as far as it can be told without a system call (`node` if not).
+pub(crate) fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".to_owned());
-    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+        .unwrap_or_else(|| "node".to_owned())
 }
 
 impl ClusterOptions {
@@ -268,13 +289,12 @@ impl SchedulerBuilder {
         options: ClusterOptions,
     ) -> Self {
         let name = name.into();
-        let store = Arc::new(store);
-        let node = Arc::new(ClusterNode::new(
-            name.clone(),
-            options,
-            store.clone() as Arc<dyn erased::DynLease>,
-        ));
-        let mut this = self.store(name.clone(), erased::SharedStore(store));
+        let store = BoxLeaseStore::new(store);
+        let mut this = self;
+        this.stores.retain(|(n, _)| *n != name);
+        this.stores.push((name.clone(), store.as_job_store()));
+        Clusters::forget(&mut this.clusters, &name);
+        let node = Arc::new(ClusterNode::new(name.clone(), options, store));
         this.clusters.push((name, node));
         this
     }
@@ -285,7 +305,11 @@ pub(crate) struct ClusterNode {
     /// The store's name in this scheduler.
     store: String,
     options: ClusterOptions,
-    lease: Arc<dyn erased::DynLease>,
+    lease: BoxLeaseStore,
+    /// When this node started (its registration says so).
+    started_at: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// Raised by handle operations on the store: the notifier tells the other nodes.
+    changed: tokio::sync::Notify,
     /// Set when renewals failed for a whole lease: claim nothing.
     fenced: AtomicBool,
     /// The parent of this node's run tokens (a child of the scheduler's `run_cancel`).
@@ -306,15 +330,13 @@ impl fmt::Debug for ClusterNode {
 }
 
 impl ClusterNode {
-    fn new(
-        store: String,
-        options: ClusterOptions,
-        lease: Arc<dyn erased::DynLease>,
-    ) -> ClusterNode {
+    fn new(store: String, options: ClusterOptions, lease: BoxLeaseStore) -> ClusterNode {
         ClusterNode {
             store,
             options,
             lease,
+            started_at: Mutex::new(None),
+            changed: tokio::sync::Notify::new(),
             fenced: AtomicBool::new(false),
             runs: Mutex::new(CancellationToken::new()),
             outcomes: Mutex::new(None),
@@ -324,6 +346,58 @@ impl ClusterNode {
 
     fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl crate::Scheduler {
+    /// The nodes registered in the cluster store `store`, alive or not (a node is listed
+    /// until its expired registration is pruned), with their heartbeat and clock skew.
+    ///
+    /// # Errors
+    /// [`UnknownStore`](crate::SchedulerError::UnknownStore) when `store` is not a cluster
+    /// store; [`Store`](crate::SchedulerError::Store) when it cannot be read.
+    pub async fn cluster_nodes(
+        &self,
+        store: &str,
+    ) -> Result<Vec<NodeRecord>, crate::SchedulerError> {
+        let node = self.cluster_node(store)?;
+        node.lease
+            .nodes()
+            .await
+            .map_err(|e| crate::SchedulerError::store(store, e))
+    }
+
+    /// The fires of the cluster store `store` created and not finished, on every node: the
+    /// runs going on in the cluster (node, epoch, creation time), and fires waiting for
+    /// adoption (node `""`).
+    ///
+    /// # Errors
+    /// As [`cluster_nodes`](crate::Scheduler::cluster_nodes).
+    pub async fn running_fires(
+        &self,
+        store: &str,
+    ) -> Result<Vec<RunningFire>, crate::SchedulerError> {
+        let node = self.cluster_node(store)?;
+        node.lease
+            .running_fires()
+            .await
+            .map_err(|e| crate::SchedulerError::store(store, e))
+    }
+
+    /// This scheduler's node id in the cluster store `store`.
+    ///
+    /// # Errors
+    /// [`UnknownStore`](crate::SchedulerError::UnknownStore) when `store` is not a cluster
+    /// store.
+    pub fn node_id(&self, store: &str) -> Result<&str, crate::SchedulerError> {
+        Ok(&self.cluster_node(store)?.options.node_id)
+    }
+
+    fn cluster_node(&self, store: &str) -> Result<&Arc<ClusterNode>, crate::SchedulerError> {
+        self.shared
+            .clusters
+            .get(store)
+            .ok_or_else(|| crate::SchedulerError::UnknownStore(store.to_owned()))
     }
 }
 
@@ -359,6 +433,14 @@ pub(crate) fn validate(sh: &Shared) -> Result<(), ClusterOptionsError> {
 pub(crate) fn start(sh: &Arc<Shared>, runtime: &tokio::runtime::Handle) {
     for (_, node) in &sh.clusters.0 {
         dispatch::start_node(sh, node, runtime);
+    }
+}
+
+/// A handle operation changed jobs of the store `name`: when it is a cluster store, the
+/// other nodes are told (debounced: one notification for a burst of changes).
+pub(crate) fn changed(sh: &Shared, name: &str) {
+    if let Some(node) = sh.clusters.get(name) {
+        node.changed.notify_one();
     }
 }
 
