@@ -6,8 +6,10 @@
 //! `cluster_store` (lease 3 s renewed every 1 s). The test adds 1,000 jobs firing every
 //! second for 60 s (misfire grace time `None`, coalesce all: a late slot still runs, so
 //! every slot is demanded); each run appends `(job, slot, node, idempotency key)` to a
-//! ledger (a table, or a Redis list). Node 0 is killed with SIGKILL 20 s in; the other two
-//! go on until no job is scheduled any more, then shut down gracefully.
+//! ledger (a table, or a Redis list). Node 0's runs go on for 0.8 s after writing their
+//! entry, so it is killed (SIGKILL, 20.3 s in) with runs whose entry is written and whose
+//! outcome is not; the other two go on until no job is scheduled any more, then shut
+//! down gracefully.
 //!
 //! ```text
 //!   t0          t0+20 s kill node0                       t0+60 s
@@ -387,7 +389,10 @@ enum AnyStore {
 }
 
 /// A scheduler node on `store`, its ledger task registered.
-fn scheduler<S: LeaseStore>(store: S, node: &str, ledger: Ledger) -> Scheduler {
+/// `linger`: how long a run goes on after writing its entry (node 0's runs linger, so the
+/// kill finds runs whose entry is written and whose outcome is not: their fires are adopted
+/// and run again).
+fn scheduler<S: LeaseStore>(store: S, node: &str, ledger: Ledger, linger: Duration) -> Scheduler {
     let options = ClusterOptions::default()
         .node_id(node)
         .lease(LEASE)
@@ -408,6 +413,9 @@ fn scheduler<S: LeaseStore>(store: S, node: &str, ledger: Ledger) -> Scheduler {
         );
         async move {
             ledger.append(entry).await;
+            if !linger.is_zero() {
+                tokio::time::sleep(linger).await;
+            }
             Ok::<_, String>(())
         }
     });
@@ -436,10 +444,16 @@ fn cluster_node() {
     rt.block_on(async move {
         let (space, store) = Space::open(&backend, &url, &name).await;
         let ledger = Ledger::start(space);
+        let linger = Duration::from_millis(
+            std::env::var("SCHED_CLUSTER_LINGER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        );
         let scheduler = match store {
-            AnyStore::Postgres(s) => scheduler(s, &node, ledger),
-            AnyStore::MySql(s) => scheduler(s, &node, ledger),
-            AnyStore::Redis(s) => scheduler(s, &node, ledger),
+            AnyStore::Postgres(s) => scheduler(s, &node, ledger, linger),
+            AnyStore::MySql(s) => scheduler(s, &node, ledger, linger),
+            AnyStore::Redis(s) => scheduler(s, &node, ledger, linger),
         };
         scheduler.start().await.expect("start");
         // Until no job is scheduled any more: the last slots have been committed.
@@ -481,6 +495,8 @@ struct Tally {
     per_node: [usize; NODES],
     /// Slots run twice: node0's fires adopted after the kill.
     adopted_twice: usize,
+    /// How long after the kill the last adopted fire ran again (ms).
+    adopted_after_kill_ms: i64,
     /// The most a slot due from a second before the kill to the end of the take-over window
     /// ran late (ms): the take-over time of what node 0 held.
     takeover_ms: i64,
@@ -543,6 +559,7 @@ async fn prove(backend: &str, var: &str) {
                 .env("SCHED_CLUSTER_URL", &url)
                 .env("SCHED_CLUSTER_SPACE", &name)
                 .env("SCHED_CLUSTER_END", end.timestamp_micros().to_string())
+                .env("SCHED_CLUSTER_LINGER_MS", if n == 0 { "800" } else { "0" })
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .spawn()
@@ -553,7 +570,8 @@ async fn prove(backend: &str, var: &str) {
 
     // The scenario's own clock: node 0 dies 20 s after the first slot (sooner in a
     // shorter run).
-    let kill_at = t0 + TimeDelta::seconds(KILL_AFTER.min(secs / 3));
+    // 300 ms after a slot, while node 0's runs of it linger.
+    let kill_at = t0 + TimeDelta::seconds(KILL_AFTER.min(secs / 3)) + TimeDelta::milliseconds(300);
     tokio::time::sleep((kill_at - Utc::now()).to_std().unwrap_or_default()).await;
     children[0].0.kill().expect("SIGKILL node0");
     let killed_at = Utc::now();
@@ -578,8 +596,8 @@ async fn prove(backend: &str, var: &str) {
     let tally = check(&ledger, &fires, jobs, secs, t0, killed_at);
     eprintln!(
         "{backend}: {jobs} jobs x {secs} slots = {} fires; ran {} (node0 {}, node1 {}, node2 {}); \
-         run twice (node0's unfinished fires, adopted and run again under the same key): {}; \
-         missing 0; take-over: slots due from \
+         run twice (node0's unfinished fires, adopted and run again under the same key): {}, \
+         the last {} ms after the kill; missing 0; take-over: slots due from \
          1 s before the kill to kill + lease + renew ran at most {} ms late; max lateness {} ms, \
          after the take-over window {} ms",
         jobs * secs,
@@ -588,6 +606,7 @@ async fn prove(backend: &str, var: &str) {
         tally.per_node[1],
         tally.per_node[2],
         tally.adopted_twice,
+        tally.adopted_after_kill_ms,
         tally.takeover_ms,
         tally.max_late_ms,
         tally.max_late_after_window_ms,
@@ -651,6 +670,8 @@ fn check(
             runs.len()
         );
         tally.adopted_twice += 1;
+        let rerun = runs.iter().map(|e| e.4).max().unwrap_or(killed);
+        tally.adopted_after_kill_ms = tally.adopted_after_kill_ms.max((rerun - killed) / 1000);
     }
     let mut missing = Vec::new();
     for i in 0..jobs {
@@ -685,6 +706,10 @@ fn check(
     assert!(
         tally.per_node[0] > 0,
         "node0 ran nothing before the kill: {tally:?}"
+    );
+    assert!(
+        tally.adopted_twice > 0,
+        "no fire of node0 was adopted and run again: {tally:?}"
     );
     tally
 }
