@@ -169,28 +169,28 @@ pub(crate) async fn process_store(
             }
         }
         if !planned.is_empty() {
-            // One round trip for the whole batch.
-            let requests: Vec<CommitRequest<'_>> = planned
-                .iter()
-                .map(|p| CommitRequest {
-                    epoch: p.epoch,
-                    slots: &p.run,
-                    job: &p.advanced,
-                })
-                .collect();
-            match node.lease.commit_many(&opts.node_id, &requests).await {
-                Ok(commits) => {
-                    drop(requests);
-                    for (p, commit) in planned.into_iter().zip(commits) {
-                        if let Err(e) = settle(sh, name, store, node, p, commit).await {
-                            failure.get_or_insert(e);
-                        }
-                    }
-                }
-                // Nothing was written: the claims end with their lease and the jobs are
-                // planned again from what the store holds.
-                Err(e) => {
+            // A task of its own, holding the node's commit guard: a pass cancelled at
+            // shutdown must not drop fires its commit created before their runs are
+            // submitted (shutdown waits for the guard; see `stop_node`).
+            let guard = node.committing.clone().lock_owned().await;
+            let batch = tokio::spawn(commit_batch(
+                sh.clone(),
+                name.to_owned(),
+                store.clone(),
+                node.clone(),
+                planned,
+                guard,
+            ));
+            match batch.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
                     failure.get_or_insert(e);
+                }
+                Err(e) => {
+                    failure.get_or_insert(StoreError::unavailable(
+                        format!("commit task failed: {e}"),
+                        None,
+                    ));
                 }
             }
         }
@@ -212,6 +212,40 @@ pub(crate) async fn process_store(
         Some(t) => t.min(poll),
         None => poll,
     }))
+}
+
+/// Commits a planned batch in one round trip and acts on each answer; the first store
+/// error, if any. Holds `_guard` (the node's commit guard) throughout.
+async fn commit_batch(
+    sh: Arc<Shared>,
+    name: String,
+    store: BoxJobStore,
+    node: Arc<ClusterNode>,
+    planned: Vec<Planned>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<(), StoreError> {
+    let requests: Vec<CommitRequest<'_>> = planned
+        .iter()
+        .map(|p| CommitRequest {
+            epoch: p.epoch,
+            slots: &p.run,
+            job: &p.advanced,
+        })
+        .collect();
+    // Nothing written on an error: the claims end with their lease and the jobs are
+    // planned again from what the store holds.
+    let commits = node
+        .lease
+        .commit_many(&node.options.node_id, &requests)
+        .await?;
+    drop(requests);
+    let mut failure = None;
+    for (p, commit) in planned.into_iter().zip(commits) {
+        if let Err(e) = settle(&sh, &name, &store, &node, p, commit).await {
+            failure.get_or_insert(e);
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// Acts on one commit's answer.
@@ -426,7 +460,12 @@ pub(crate) fn start_node(
 /// Stops a node (the dispatcher has stopped): ends its tasks, waits for the outcomes of
 /// the finished runs to be recorded when `wait`, releases every claim of the node and
 /// unregisters it (its unfinished fires, left by runs still going, are adopted).
-pub(crate) async fn stop_node(node: &ClusterNode, wait: bool) {
+pub(crate) async fn stop_node(sh: &Shared, node: &ClusterNode, wait: bool) {
+    // A commit in flight when the dispatcher stopped submits its runs first.
+    drop(node.committing.lock().await);
+    if wait {
+        sh.tracker.wait().await;
+    }
     // Dropping the sender lets the flusher end once every run's sender is gone.
     ClusterNode::lock(&node.outcomes).take();
     let tasks: Vec<_> = ClusterNode::lock(&node.tasks).drain(..).collect();

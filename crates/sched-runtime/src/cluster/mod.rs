@@ -310,6 +310,8 @@ pub(crate) struct ClusterNode {
     started_at: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     /// Raised by handle operations on the store: the notifier tells the other nodes.
     changed: tokio::sync::Notify,
+    /// Held while a batch is committed and its runs submitted (see `stop_node`).
+    committing: Arc<tokio::sync::Mutex<()>>,
     /// Set when renewals failed for a whole lease: claim nothing.
     fenced: AtomicBool,
     /// The parent of this node's run tokens (a child of the scheduler's `run_cancel`).
@@ -337,6 +339,7 @@ impl ClusterNode {
             lease,
             started_at: Mutex::new(None),
             changed: tokio::sync::Notify::new(),
+            committing: Arc::default(),
             fenced: AtomicBool::new(false),
             runs: Mutex::new(CancellationToken::new()),
             outcomes: Mutex::new(None),
@@ -448,6 +451,6 @@ pub(crate) fn changed(sh: &Shared, name: &str) {
 /// be recorded (unless `wait` is false), stops the renew task, releases every claim.
 pub(crate) async fn shutdown(sh: &Shared, wait: bool) {
     for (_, node) in &sh.clusters.0 {
-        dispatch::stop_node(node, wait).await;
+        dispatch::stop_node(sh, node, wait).await;
     }
 }
