@@ -1064,3 +1064,128 @@ mod boxed_store_is_one_store {
         }
     }
 }
+
+/// A feed survives the loss of its connection: after the server ends the listening
+/// session, the feed reconnects by itself, yields one `()` (notifications may have been
+/// missed) and then delivers notifications again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_change_feed_reconnects() {
+    let Some(pair) = postgres_pair().await else {
+        return;
+    };
+    let mut feed = pair.b.changes().await.expect("changes").expect("a feed");
+    pair.a.notify_changed().await.expect("notify");
+    assert_eq!(next_change(&mut feed).await, Some(()));
+    // End the listening session (its last statement named this store's unique channel).
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN %' AND query LIKE '%' || $1 || '%'",
+    )
+    .bind(
+        pair.a
+            .jobs_table()
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .trim_matches('"'),
+    )
+    .fetch_all(pair.a.pool())
+    .await
+    .expect("terminate");
+    assert_eq!(ended, [true], "one listening session ended");
+    assert_eq!(
+        next_change(&mut feed).await,
+        Some(()),
+        "the wake-up after reconnecting"
+    );
+    pair.a.notify_changed().await.expect("notify");
+    assert_eq!(next_change(&mut feed).await, Some(()));
+    pair.cleanup.await;
+}
+
+/// A Redis store of layout 1 (fires written before the fire indexes existed) is upgraded
+/// on open: its unfinished fires are listed, counted for max_instances and adoptable, and
+/// its finished ones pruned.
+#[tokio::test]
+async fn redis_layout_1_fires_are_indexed_on_upgrade() {
+    let Some(url) = server_url("SCHED_TEST_REDIS_URL") else {
+        return;
+    };
+    let prefix = format!("{}:", unique("sched_lease_"));
+    let options = StoreOptions::new()
+        .prefix(prefix.clone())
+        .shared_codec(codec_and_trigger().0);
+    let first = RedisStore::connect_with(&url, options.clone())
+        .await
+        .expect("first");
+    add_due(&first, &["old"], 1).await;
+    let now = first.store_time().await.expect("time").timestamp_micros();
+    let mut conn = first.connection();
+    // What a layout-1 node left: one unfinished fire, one finished an hour ago, no indexes.
+    let () = redis::cmd("HSET")
+        .arg(format!("{prefix}fires"))
+        .arg(format!("old\n{}", now - 2_000_000))
+        .arg(format!("gone-node\t3\t{}", now - 1_000_000))
+        .arg(format!("old\n{}", now - 9_000_000_000))
+        .arg(format!(
+            "gone-node\t2\t{}\t{}\tok",
+            now - 8_000_000_000,
+            now - 3_600_000_000
+        ))
+        .query_async(&mut conn)
+        .await
+        .expect("fires");
+    let () = redis::cmd("DEL")
+        .arg(format!("{prefix}fires_running"))
+        .arg(format!("{prefix}fires_done"))
+        .arg(format!("{prefix}fires_running_jobs"))
+        .query_async(&mut conn)
+        .await
+        .expect("no indexes");
+    let () = redis::cmd("SET")
+        .arg(format!("{prefix}schema_version"))
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .expect("layout 1");
+
+    let store = RedisStore::connect_with(&url, options)
+        .await
+        .expect("upgrade");
+    assert_eq!(store.schema_version().await.expect("version"), 2);
+    let running = store.running_fires().await.expect("running");
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(
+        (running[0].node.as_str(), running[0].epoch),
+        ("gone-node", 3)
+    );
+    // It counts for max_instances.
+    let claims = store
+        .claim_due("A", Utc::now(), LONG, 10)
+        .await
+        .expect("claim");
+    assert_eq!(ids(&claims), ["old"]);
+    let slot = claims[0].job.next_run_time.expect("due");
+    assert_eq!(
+        store
+            .commit_fires("A", claims[0].epoch, &[slot], &claims[0].job)
+            .await
+            .expect("commit"),
+        Commit::Refused
+    );
+    // The finished one is pruned; the unfinished one is not.
+    let cutoff = store.store_time().await.expect("time") - TimeDelta::minutes(1);
+    assert_eq!(store.prune(cutoff, 10).await.expect("prune"), 1);
+    assert_eq!(store.running_fires().await.expect("running").len(), 1);
+    drop(first);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    let () = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut conn)
+        .await
+        .expect("del");
+}

@@ -193,8 +193,15 @@ pub struct Heartbeat {
     pub expires_at: DateTime<Utc>,
     /// The node's previous registration had expired (or it had none): its unfinished fires
     /// may have been adopted by others, so it must cancel the runs it still has. The
-    /// heartbeat hands every unfinished fire the node created before it over to adoption
-    /// (their `node` becomes `""`), so the node's own finishes of them are refused.
+    /// heartbeat hands every unfinished fire the node holds over to adoption (their `node`
+    /// becomes `""`), so the node's own finishes of them are refused and another node runs
+    /// them again.
+    ///
+    /// Which runs: every run whose commit returned before this heartbeat call was made
+    /// (its fire was created before the heartbeat, so it is handed over). A run whose commit
+    /// was in flight during the heartbeat may be either: keeping it is safe (at worst it
+    /// runs twice, and its finish answers `false` if it was handed over); cancelling it and
+    /// recording it finished could lose a fire created after the heartbeat.
     pub lapsed: bool,
 }
 
