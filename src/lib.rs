@@ -7,6 +7,7 @@
 //!
 //! * the scheduler at the top level: [`Scheduler`], [`SchedulerBuilder`],
 //!   [`BlockingScheduler`], [`Executor`], [`JobContext`], [`closure_task`], [`Command`],
+//!   [`ClusterOptions`] (several processes sharing one store, see `docs/cluster.md`),
 //!   [`ShutdownMode`], [`SchedulerState`], [`SchedulerError`], the clocks ([`Clock`],
 //!   [`SystemClock`], [`TestClock`]) and events ([`Event`], [`EventKind`], [`EventMask`],
 //!   [`EventStream`]) (from `sched-runtime`);
@@ -55,9 +56,10 @@ pub use sched_core::{LocalTime, TriggerError, Zone};
 
 // The scheduler, item by item.
 pub use sched_runtime::{
-    BlockingScheduler, COMMAND_TASK, Clock, Command, Config, ConfigError, EventStream, Executor,
-    JobContext, Lagged, ListenerId, Scheduler, SchedulerBuilder, SchedulerError, SchedulerState,
-    ShutdownMode, SystemClock, TestClock, closure_task,
+    BlockingScheduler, COMMAND_TASK, Clock, ClusterOptions, ClusterOptionsError, Command, Config,
+    ConfigError, EventStream, Executor, JobContext, Lagged, ListenerId, Scheduler,
+    SchedulerBuilder, SchedulerError, SchedulerState, ShutdownMode, SystemClock, TestClock,
+    closure_task,
 };
 // The job model and events.
 pub use sched_core::{

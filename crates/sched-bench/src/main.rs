@@ -14,6 +14,7 @@
 //! target/release/sched-bench --quick                       # a smoke run, about a minute
 //! target/release/sched-bench                               # every workload, 5 repetitions
 //! target/release/sched-bench --workloads w2,w6 -r 3 --d 10
+//! target/release/sched-bench --store postgres --cluster-nodes 1,2,4   # cluster fires/s
 //! ```
 //!
 //! See `docs/benchmarks.md` for the fields.
@@ -25,6 +26,7 @@ use clap::Parser;
 use serde_json::Value;
 
 mod bare;
+mod cluster;
 mod contender;
 mod measure;
 mod plan;
@@ -85,6 +87,31 @@ struct Cli {
     #[arg(long)]
     store_url: Option<String>,
 
+    /// Runs the cluster throughput workload instead: fires/s of this many scheduler node
+    /// processes on `--store postgres|redis`, one count after the other (see `cluster.rs`).
+    #[arg(long, value_delimiter = ',')]
+    cluster_nodes: Vec<usize>,
+
+    /// The cluster workload's jobs, each firing every second (the offered fires/s).
+    #[arg(long, default_value_t = 20_000)]
+    cluster_jobs: u64,
+
+    /// The cluster workload's seconds of fires.
+    #[arg(long, default_value_t = 10)]
+    cluster_secs: u64,
+
+    /// Internal: run one cluster node with this name.
+    #[arg(long, hide = true)]
+    cluster_child: Option<String>,
+
+    /// Internal: the cluster node's private schema or key prefix.
+    #[arg(long, hide = true)]
+    cluster_space: Option<String>,
+
+    /// Internal: the cluster workload's first slot (µs since the epoch).
+    #[arg(long, hide = true, default_value_t = 0)]
+    cluster_t0: i64,
+
     /// Small sizes and short windows, one repetition: a smoke run.
     #[arg(long)]
     quick: bool,
@@ -117,6 +144,49 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(name) = &cli.cluster_child {
+        let args = cluster::NodeArgs {
+            kind: cli.store,
+            url: cli.store_url.clone().unwrap_or_default(),
+            space: cli.cluster_space.clone().unwrap_or_default(),
+            name: name.clone(),
+            t0_us: cli.cluster_t0,
+            secs: cli.cluster_secs,
+        };
+        return match cluster::node(&args) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sched-bench: {name}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if !cli.cluster_nodes.is_empty() {
+        let url = match cli.store.url(cli.store_url.as_deref()) {
+            Ok(url) => url,
+            Err(e) => {
+                eprintln!("sched-bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let ran = cluster::run(
+            cli.store,
+            url,
+            &cli.cluster_nodes,
+            cli.cluster_jobs,
+            cli.cluster_secs,
+        );
+        return match ran {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sched-bench: cluster: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match (cli.child, cli.child_impl) {
         (Some(w), Some(imp)) => child(w, imp, cli.rep, &cli),
         _ => parent(&cli),

@@ -70,11 +70,13 @@ use sched_stores::{BoxJobStore, JobStore, StoreError};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Executor;
 use crate::backlog::{backlog, plan};
 use crate::clock::WallTimer;
+use crate::cluster::FireHook;
 use crate::scheduler::{AWAKE, PAUSED, SchedulerState, Shared, wall_nanos};
 use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
 
@@ -195,7 +197,11 @@ async fn process(
     let mut next: Option<DateTime<Utc>> = None;
     let mut errors = crate::quarantine::release_runnable(sh).await;
     for (name, store) in sh.stores().iter() {
-        match process_store(sh, name, store, now).await {
+        let processed = match sh.clusters.get(name) {
+            Some(node) => crate::cluster::process_store(sh, name, store, node, now).await,
+            None => process_store(sh, name, store, now).await,
+        };
+        match processed {
             Ok(n) => next = min_time(next, n),
             Err(e) => errors.push((name.clone(), e)),
         }
@@ -337,7 +343,7 @@ async fn fire(
         )));
     }
     if !plan.run.is_empty() {
-        submit_resolved(sh, &job, task, plan.run, bl.next, launches);
+        submit_resolved(sh, &job, task, plan.run, bl.next, None, launches);
     }
     Ok(())
 }
@@ -354,6 +360,17 @@ pub(crate) fn submit(
     times: Vec<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
 ) -> bool {
+    submit_with(sh, job, times, next, None)
+}
+
+/// [`submit`], reporting each time's outcome to `hook` (the fires of a cluster store).
+pub(crate) fn submit_with(
+    sh: &Arc<Shared>,
+    job: &Job,
+    times: Vec<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+    hook: Option<FireHook>,
+) -> bool {
     let mut launches = Launches::default();
     submit_resolved(
         sh,
@@ -361,6 +378,7 @@ pub(crate) fn submit(
         sh.resolve_task(&job.task),
         times,
         next,
+        hook,
         &mut launches,
     )
 }
@@ -372,6 +390,7 @@ fn submit_resolved(
     task: Result<TaskFn, String>,
     times: Vec<DateTime<Utc>>,
     next: Option<DateTime<Utc>>,
+    hook: Option<FireHook>,
     launches: &mut Launches,
 ) -> bool {
     let metrics = sh.metrics.get(&job.store, &job.executor);
@@ -386,6 +405,12 @@ fn submit_resolved(
                 JobFailure::new(FailureKind::Setup, message.clone()),
                 None,
             )));
+            if let Some(hook) = &hook {
+                hook.finished(
+                    t,
+                    &Err(JobFailure::new(FailureKind::Setup, message.clone())),
+                );
+            }
         }
     };
     let task = match task {
@@ -406,8 +431,11 @@ fn submit_resolved(
             EventKind::JobMaxInstances,
             job.id.clone(),
             &*job.store,
-            times,
+            times.clone(),
         )));
+        if let Some(hook) = &hook {
+            times.iter().for_each(|t| hook.refused(*t));
+        }
         return false;
     };
     metrics.fired(times.len());
@@ -421,7 +449,16 @@ fn submit_resolved(
     }
     let start_at = start_time(sh, job, times.first().copied(), next);
     let running = crate::metrics::Running::new(metrics);
-    let launch = prepare_run(sh, job, task, executor, times, start_at, (permit, running));
+    let launch = prepare_run(
+        sh,
+        job,
+        task,
+        executor,
+        times,
+        start_at,
+        (permit, running),
+        hook,
+    );
     launches.push(launch);
     true
 }
@@ -483,6 +520,8 @@ pub(crate) struct Launch {
     start_at: Option<DateTime<Utc>>,
     permit: OwnedSemaphorePermit,
     span: tracing::Span,
+    /// Where each time's outcome goes (the fires of a cluster store).
+    hook: Option<FireHook>,
 }
 
 impl Launch {
@@ -496,6 +535,7 @@ impl Launch {
             start_at,
             permit,
             span,
+            hook,
         } = self;
         let tracker = run.sh.tracker.clone();
         let fut = async move {
@@ -505,11 +545,14 @@ impl Launch {
             if let Some(delay) = delay.filter(|d| !d.is_zero()) {
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = run.sh.run_cancel.cancelled() => {}
+                    _ = run.cancel.cancelled() => {}
                 }
             }
             for scheduled in times {
-                run.run(scheduled).await;
+                let result = run.run(scheduled).await;
+                if let Some(hook) = &hook {
+                    hook.finished(scheduled, &result);
+                }
             }
             drop(permit);
             let Run { sh, id, store, .. } = run;
@@ -520,6 +563,7 @@ impl Launch {
 }
 
 /// Prepares the runs of one submission (see [`Launch::spawn`]).
+#[allow(clippy::too_many_arguments)]
 fn prepare_run(
     sh: &Arc<Shared>,
     job: &Job,
@@ -528,6 +572,7 @@ fn prepare_run(
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
     (permit, running): (OwnedSemaphorePermit, crate::metrics::Running),
+    hook: Option<FireHook>,
 ) -> Launch {
     let first = times.first().copied();
     // The span is built only when a subscriber wants it (`Span::none()` otherwise), so its
@@ -556,6 +601,9 @@ fn prepare_run(
         task,
         executor,
         running,
+        cancel: hook
+            .as_ref()
+            .map_or_else(|| sh.run_cancel.clone(), FireHook::cancel_parent),
     };
     Launch {
         run,
@@ -563,6 +611,7 @@ fn prepare_run(
         start_at,
         permit,
         span,
+        hook,
     }
 }
 
@@ -578,11 +627,14 @@ struct Run {
     executor: Executor,
     /// Counts the submission as running while it lives; holds the metric handles.
     running: crate::metrics::Running,
+    /// The parent of each attempt's token: the scheduler's, or a cluster node's.
+    cancel: CancellationToken,
 }
 
 impl Run {
-    /// Runs the task for one scheduled time, with retries, reporting each attempt's end.
-    async fn run(&self, scheduled: DateTime<Utc>) {
+    /// Runs the task for one scheduled time, with retries, reporting each attempt's end;
+    /// the last attempt's failure, if it failed.
+    async fn run(&self, scheduled: DateTime<Utc>) -> Result<(), JobFailure> {
         let max_attempts = self.retry.map_or(1, |r| r.max_attempts.max(1));
         let lateness = (self.sh.clock.now() - scheduled)
             .to_std()
@@ -590,9 +642,9 @@ impl Run {
         self.running.handles().late(lateness);
         for attempt in 1..=max_attempts {
             let (result, duration) = self.attempt(scheduled, attempt).await;
-            let (event, retry) = match result {
+            let (event, failed) = match result {
                 // The hot path: skip building an event nobody listens to.
-                Ok(_) if !self.sh.events.wants(EventKind::JobExecuted) => return,
+                Ok(_) if !self.sh.events.wants(EventKind::JobExecuted) => return Ok(()),
                 Ok(value) => (
                     JobExecutionEvent::executed(
                         self.id.clone(),
@@ -601,7 +653,7 @@ impl Run {
                         value,
                         duration,
                     ),
-                    false,
+                    None,
                 ),
                 Err(failure) => {
                     self.running.handles().errored();
@@ -615,27 +667,30 @@ impl Run {
                         self.id.clone(),
                         &*self.store,
                         scheduled,
-                        failure,
+                        failure.clone(),
                         Some(duration),
                     );
-                    (event, retry)
+                    (event, Some((failure, retry)))
                 }
             };
             self.sh.emit(Event::Execution(event.with_attempt(attempt)));
-            if !retry {
-                return;
-            }
+            let failure = match failed {
+                None => return Ok(()),
+                Some((failure, false)) => return Err(failure),
+                Some((failure, true)) => failure,
+            };
             let wait = self.retry.map(|r| r.backoff(attempt)).unwrap_or_default();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.sh.run_cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => return Err(failure),
             }
         }
+        Ok(())
     }
 
     /// One attempt: the task under its timeout and the shutdown token.
     async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Duration) {
-        let cancel = self.sh.run_cancel.child_token();
+        let cancel = self.cancel.child_token();
         let started = Instant::now();
         if cancel.is_cancelled() {
             let failure = JobFailure::new(FailureKind::Cancelled, "cancelled before it started");

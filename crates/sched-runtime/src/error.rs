@@ -4,6 +4,7 @@ use sched_core::job::{JobId, NotPersistable};
 use sched_stores::StoreError;
 use thiserror::Error;
 
+use crate::cluster::ClusterOptionsError;
 use crate::config::ConfigError;
 
 /// Why a scheduler operation failed.
@@ -75,6 +76,9 @@ pub enum SchedulerError {
     /// `add_executor` was given a name an executor already has.
     #[error("an executor named {0:?} already exists")]
     ExecutorExists(String),
+    /// A cluster store's options cannot work (see [`ClusterOptionsError`]).
+    #[error(transparent)]
+    Cluster(#[from] ClusterOptionsError),
     /// The configuration is invalid (see [`ConfigError`]).
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -84,6 +84,7 @@
 mod backlog;
 mod blocking;
 pub mod clock;
+mod cluster;
 mod command;
 mod components;
 pub mod config;
@@ -98,6 +99,7 @@ mod task;
 
 pub use blocking::BlockingScheduler;
 pub use clock::{Clock, SystemClock, TestClock};
+pub use cluster::{ClusterOptions, ClusterOptionsError};
 pub use command::{COMMAND_TASK, Command};
 pub use config::{Config, ConfigError};
 pub use error::SchedulerError;

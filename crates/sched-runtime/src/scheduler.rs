@@ -68,6 +68,8 @@ pub struct SchedulerBuilder {
     event_capacity: usize,
     pub(crate) store_types: StoreTypes,
     rng: Rng,
+    /// The cluster part of the stores given by `cluster_store`.
+    pub(crate) clusters: Vec<(String, Arc<crate::cluster::ClusterNode>)>,
 }
 
 /// The random source jitter draws from, behind a lock the dispatcher takes once per
@@ -105,6 +107,7 @@ impl SchedulerBuilder {
     pub fn store(mut self, name: impl Into<String>, store: impl JobStore) -> Self {
         let name = name.into();
         self.stores.retain(|(n, _)| *n != name);
+        crate::cluster::Clusters::forget(&mut self.clusters, &name);
         self.stores.push((name, BoxJobStore::new(store)));
         self
     }
@@ -189,6 +192,7 @@ impl SchedulerBuilder {
                 clock: self.clock,
                 max_backlog: self.max_backlog,
                 rng: self.rng,
+                clusters: crate::cluster::Clusters::new(self.clusters),
                 tasks: RwLock::new(tasks),
                 events: EventBus::new(self.event_capacity),
                 state,
@@ -305,6 +309,8 @@ pub(crate) struct Shared {
     pub(crate) max_backlog: usize,
     /// Draws jitter delays.
     pub(crate) rng: Rng,
+    /// The stores that are shared with other nodes (see the `cluster` module).
+    pub(crate) clusters: crate::cluster::Clusters,
     pub(crate) tasks: RwLock<HashMap<String, TaskFn>>,
     pub(crate) events: EventBus,
     pub(crate) state: watch::Sender<SchedulerState>,
@@ -499,6 +505,7 @@ impl Scheduler {
             event_capacity: 1024,
             store_types: StoreTypes::new(),
             rng: Rng::new(SplitMix64::new(fastrand::u64(..))),
+            clusters: Vec::new(),
         }
     }
 
@@ -699,6 +706,7 @@ impl Scheduler {
             }
             Err(e) => return Err(SchedulerError::store(&store_name, e)),
         }
+        crate::cluster::changed(sh, &store_name);
         // The hot path of a bulk add: no event built when nobody listens.
         if sh.events.wants(EventKind::JobAdded) {
             sh.emit(Event::Job(JobEvent::new(
@@ -920,6 +928,7 @@ impl Scheduler {
             .update_job(job.clone())
             .await
             .map_err(|e| SchedulerError::store(&store_name, e))?;
+        crate::cluster::changed(sh, &store_name);
         sh.emit(Event::Job(JobEvent::new(
             EventKind::JobModified,
             id.clone(),
@@ -957,6 +966,7 @@ impl Scheduler {
         }
         // No wake-up: a removal can only make the dispatcher wake too early, and then it
         // finds nothing due and sleeps again.
+        crate::cluster::changed(sh, &store_name);
         sh.emit(Event::Job(JobEvent::new(
             EventKind::JobRemoved,
             id.clone(),
@@ -986,6 +996,7 @@ impl Scheduler {
                 st.remove_all_jobs()
                     .await
                     .map_err(|e| SchedulerError::store(name, e))?;
+                crate::cluster::changed(sh, name);
             }
         }
         sh.emit(Event::Scheduler(SchedulerEvent::new(
@@ -1045,6 +1056,7 @@ impl Scheduler {
         let sh = &self.shared;
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| SchedulerError::NoRuntime)?;
+        crate::cluster::validate(sh)?;
         {
             let _ops = sh.ops.lock().await;
             match sh.state() {
@@ -1090,6 +1102,7 @@ impl Scheduler {
             )));
         }
         crate::metrics::describe();
+        crate::cluster::start(&self.shared, &runtime);
         let handle = runtime.spawn(dispatcher::run(self.shared.clone()));
         *sh.dispatcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         sh.emit(Event::Scheduler(SchedulerEvent::new(
@@ -1175,6 +1188,7 @@ impl Scheduler {
                 sh.tracker.wait().await;
             }
         }
+        crate::cluster::shutdown(sh, mode != ShutdownMode::NoWait).await;
         sh.emit(Event::Scheduler(SchedulerEvent::new(
             EventKind::SchedulerShutdown,
             None,
