@@ -688,6 +688,16 @@ impl Run {
         Ok(())
     }
 
+    /// Why this run's token was cancelled: the scheduler's shutdown, or (a cluster node's
+    /// run) the node's registration lapsing, after which its fires may run elsewhere.
+    fn cancel_reason(&self) -> &'static str {
+        if self.sh.run_cancel.is_cancelled() {
+            "cancelled at shutdown"
+        } else {
+            "cancelled: this node's registration lapsed, so the fire may run on another node"
+        }
+    }
+
     /// One attempt: the task under its timeout and the shutdown token.
     async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Duration) {
         let cancel = self.cancel.child_token();
@@ -714,7 +724,7 @@ impl Run {
         };
         let result = tokio::select! {
             r = self.executor.run(fut) => r,
-            _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, "cancelled at shutdown")),
+            _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, self.cancel_reason())),
             _ = limit => {
                 cancel.cancel();
                 Err(JobFailure::new(

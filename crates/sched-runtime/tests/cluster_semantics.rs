@@ -681,6 +681,38 @@ async fn a_lapsed_heartbeat_cancels_the_runs_of_this_nodes_fires() {
     );
 }
 
+// The same lapse, with a task that ignores its token: the runtime ends the run itself and
+// the error says why (the registration lapsed), not "at shutdown".
+#[tokio::test(start_paused = true)]
+async fn a_run_cancelled_by_a_lapse_says_so() {
+    let clock = TestClock::new(at(0, 0, 30));
+    let store = MemLease::new(&clock);
+    let (s, rec) = cluster_scheduler(&store, &clock, options());
+    let task = closure_task("stuck", |_: JobContext| async {
+        std::future::pending::<()>().await;
+        Ok::<_, String>(())
+    });
+    s.start().await.unwrap();
+    s.add_job(JobSpec::new(task, once(at(0, 1, 0))).id("stuck").unwrap())
+        .await
+        .unwrap();
+    until(&clock, at(0, 1, 5)).await;
+    assert!(rec.executions(EventKind::JobError).is_empty());
+    store.state.lock().unwrap().nodes.clear();
+    until(&clock, at(0, 1, 10)).await;
+    let errors = rec.executions(EventKind::JobError);
+    s.shutdown(ShutdownMode::Wait).await;
+    let failure = errors
+        .iter()
+        .find_map(|e| e.failure.as_ref())
+        .unwrap_or_else(|| panic!("no run was cancelled by the lapse: {errors:?}"));
+    assert_eq!(failure.kind, sched_core::event::FailureKind::Cancelled);
+    assert!(
+        failure.message.contains("registration lapsed"),
+        "{failure:?}"
+    );
+}
+
 // Handle operations on a cluster store tell the other nodes, once per burst.
 #[tokio::test(start_paused = true)]
 async fn job_changes_notify_the_other_nodes_debounced() {
