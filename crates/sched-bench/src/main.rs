@@ -71,7 +71,8 @@ struct Cli {
     #[arg(long)]
     d: Option<f64>,
 
-    /// Seconds from the start of the adds to t0 (the first fire, W5's instant T)
+    /// Seconds from the start of a run (opening its store, then the adds) to t0 (the first
+    /// fire, W5's instant T)
     /// [default: 1 s + 20 us per job; W5 2 s + 20 us per job].
     #[arg(long)]
     lead: Option<f64>,
