@@ -486,6 +486,23 @@ impl AnyStore {
         }
         .expect("add jobs");
     }
+
+    /// How many fires `node` created at least `age` ago (on the store's clock) and has not
+    /// finished: runs that have most likely written their ledger entry by now.
+    async fn running_of(&self, node: &str, age: TimeDelta) -> usize {
+        let (now, running) = match self {
+            AnyStore::Postgres(s) => (s.store_time().await, s.running_fires().await),
+            AnyStore::MySql(s) => (s.store_time().await, s.running_fires().await),
+            AnyStore::Redis(s) => (s.store_time().await, s.running_fires().await),
+        };
+        let (Ok(now), Ok(running)) = (now, running) else {
+            return 0;
+        };
+        running
+            .iter()
+            .filter(|f| f.node == node && f.created_at <= now - age)
+            .count()
+    }
 }
 
 /// What the ledger says, counted.
@@ -573,6 +590,19 @@ async fn prove(backend: &str, var: &str) {
     // 300 ms after a slot, while node 0's runs of it linger.
     let kill_at = t0 + TimeDelta::seconds(KILL_AFTER.min(secs / 3)) + TimeDelta::milliseconds(300);
     tokio::time::sleep((kill_at - Utc::now()).to_std().unwrap_or_default()).await;
+    // ... at a moment the store shows node 0 running fires created 200 ms ago or more
+    // (their runs have written their entry and linger), so that its death leaves fires to
+    // adopt; a node 0 that is between passes then (claiming, committing) is waited for,
+    // up to a deadline.
+    let busy_by = std::time::Instant::now() + Duration::from_secs(15);
+    while store
+        .running_of("node0", TimeDelta::milliseconds(200))
+        .await
+        == 0
+        && std::time::Instant::now() < busy_by
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     children[0].0.kill().expect("SIGKILL node0");
     let killed_at = Utc::now();
     children[0].0.wait().expect("reap node0");
