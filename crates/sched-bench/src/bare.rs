@@ -89,6 +89,22 @@ impl Bare {
         }
     }
 
+    /// Adds `count` jobs first due `at`, then every `period`, under one lock: the floor's
+    /// form of a bulk add.
+    pub(crate) fn add_many(&self, at: Instant, period: Option<Duration>, count: usize) {
+        let mut heap = self
+            .shared
+            .heap
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let earliest = heap.peek().is_none_or(|e| at < e.at);
+        heap.extend((0..count).map(|_| Entry { at, period }));
+        drop(heap);
+        if earliest && count > 0 {
+            self.shared.wake.notify_one();
+        }
+    }
+
     /// Stops the loop (bodies already spawned run on).
     pub(crate) fn stop(self) {
         self.driver.abort();

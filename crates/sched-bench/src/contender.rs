@@ -177,6 +177,33 @@ impl Contender {
         }
     }
 
+    /// Adds `count` jobs first due `first` after t0, then every `period`, in one bulk call
+    /// (`Scheduler::add_jobs`; one lock for the floor).
+    pub(crate) async fn add_many(&self, first: Duration, period: Option<Duration>, count: usize) {
+        match self {
+            Contender::Bare { bare, t0 } => bare.add_many(*t0 + first, period, count),
+            Contender::Sched {
+                scheduler,
+                t0,
+                task,
+                ..
+            } => {
+                let at = *t0 + TimeDelta::from_std(first).unwrap_or(TimeDelta::MAX);
+                let specs = (0..count).map(|_| {
+                    let trigger = match period {
+                        Some(p) => AnyTrigger::Interval(IntervalTrigger::new(p).start_date(at)),
+                        None => AnyTrigger::Date(DateTrigger::new(at)),
+                    };
+                    JobSpec::new(task.clone(), trigger)
+                });
+                scheduler
+                    .add_jobs(specs)
+                    .await
+                    .expect("add_jobs into a running scheduler");
+            }
+        }
+    }
+
     /// Stops scheduling; bodies already started finish on their own.
     pub(crate) async fn stop(self) {
         match self {

@@ -44,6 +44,7 @@ fn figures(w: Workload) -> Vec<Figure> {
         Workload::W1 => vec![
             fig("add_s", "time to add all (s)", RatioAtMost(5.0)),
             fig("jobs_per_s", "jobs added per s", Info),
+            fig("add_batched_s", "time to add all, 1,000 a call (s)", Info),
             fig(
                 "peak_rss_bytes_per_job",
                 "peak RSS increase/job (B)",

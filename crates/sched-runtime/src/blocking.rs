@@ -74,6 +74,17 @@ impl BlockingScheduler {
         self.runtime.block_on(self.scheduler.add_job(spec))
     }
 
+    /// See [`Scheduler::add_jobs`].
+    ///
+    /// # Errors
+    /// As [`Scheduler::add_jobs`].
+    pub fn add_jobs(
+        &self,
+        specs: impl IntoIterator<Item = JobSpec>,
+    ) -> Result<Vec<JobId>, SchedulerError> {
+        self.runtime.block_on(self.scheduler.add_jobs(specs))
+    }
+
     /// See [`Scheduler::modify_job`].
     ///
     /// # Errors

@@ -93,6 +93,7 @@ mod error;
 mod events;
 mod executor;
 pub mod metrics;
+mod pending;
 mod quarantine;
 mod scheduler;
 mod task;

@@ -1,12 +1,13 @@
 //! The scheduler: its builder, the cloneable handle, job operations and lifecycle.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
+use foldhash::fast::RandomState;
 use sched_core::event::{Event, EventKind, EventMask, JobEvent, SchedulerEvent};
 use sched_core::jitter::{RandomSource, SplitMix64};
 use sched_core::job::{DEFAULT, Job, JobChanges, JobDefaults, JobId, JobSpec, JobTrigger, TaskRef};
@@ -22,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::{Clock, SystemClock};
 use crate::config::StoreTypes;
 use crate::events::{EventBus, EventStream, ListenerId};
+use crate::pending::{Pending, PendingJobs};
 use crate::task::{JobContext, TaskFn, local_task_fn};
 use crate::{Executor, SchedulerError, dispatcher};
 
@@ -199,7 +201,7 @@ impl SchedulerBuilder {
                 ops: tokio::sync::Mutex::new(()),
                 wake: Notify::new(),
                 sleeping_until: AtomicI64::new(AWAKE),
-                pending: Mutex::new(Vec::new()),
+                pending: Mutex::new(PendingJobs::default()),
                 release_check: AtomicBool::new(true),
                 instances: Mutex::new(HashMap::new()),
                 metrics: crate::metrics::MetricsCache::default(),
@@ -289,12 +291,6 @@ impl fmt::Debug for Scheduler {
 /// A job's key in the `max_instances` table: its store and id.
 pub(crate) type InstanceKey = (Arc<str>, JobId);
 
-pub(crate) struct Pending {
-    pub(crate) job: Job,
-    replace_existing: bool,
-    explicit_next: bool,
-}
-
 /// Everything the handles and the dispatcher share.
 pub(crate) struct Shared {
     /// Copy-on-write, so a pass over the stores holds no lock across its awaits; changed
@@ -323,7 +319,7 @@ pub(crate) struct Shared {
     /// is processing (every change wakes it again), [`PAUSED`] while paused (only `resume`
     /// wakes it).
     pub(crate) sleeping_until: AtomicI64,
-    pub(crate) pending: Mutex<Vec<Pending>>,
+    pub(crate) pending: Mutex<PendingJobs>,
     /// Set by `register_task` (and at build): the dispatcher's next pass looks for
     /// quarantined jobs that can run now (see the `quarantine` module).
     pub(crate) release_check: AtomicBool,
@@ -387,6 +383,13 @@ impl Shared {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, s)| s.clone())
+    }
+
+    pub(crate) fn has_executor(&self, name: &str) -> bool {
+        self.executors
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(name)
     }
 
     pub(crate) fn executor(&self, name: &str) -> Option<Executor> {
@@ -472,6 +475,55 @@ fn keep_stored_schedule(stored: &Job, new: &Job) -> bool {
         (JobTrigger::Spec(a), JobTrigger::Spec(b)) => a.to_value() == b.to_value(),
         _ => false,
     }
+}
+
+/// A job checked against the scheduler's stores, executors and tasks, ready to write.
+struct NewJob {
+    job: Job,
+    store: BoxJobStore,
+    replace: bool,
+    explicit_next: bool,
+}
+
+impl NewJob {
+    fn into_pending(self) -> Pending {
+        Pending {
+            job: self.job,
+            replace_existing: self.replace,
+            explicit_next: self.explicit_next,
+        }
+    }
+}
+
+/// Makes the job of `spec` (options from `defaults`, a random id if it has none) and checks
+/// that its store (one of `stores`), executor and task exist, and that a persistent store
+/// can hold it.
+fn check_new(
+    stores: &[(String, BoxJobStore)],
+    sh: &Shared,
+    spec: JobSpec,
+    defaults: &JobDefaults,
+) -> Result<NewJob, SchedulerError> {
+    let replace = spec.is_replace_existing();
+    let explicit_next = spec.explicit_next_run_time().is_some();
+    let job = spec.into_job(defaults, random_id);
+    let Some((_, store)) = stores.iter().find(|(n, _)| **n == *job.store) else {
+        return Err(SchedulerError::UnknownStore(job.store.to_string()));
+    };
+    if !sh.has_executor(&job.executor) {
+        return Err(SchedulerError::UnknownExecutor(job.executor.to_string()));
+    }
+    sh.resolve_task(&job.task)
+        .map_err(|_| SchedulerError::UnknownTask(job.task.name().unwrap_or_default().to_owned()))?;
+    if store.is_persistent() {
+        job.to_stored()?;
+    }
+    Ok(NewJob {
+        job,
+        store: store.clone(),
+        replace,
+        explicit_next,
+    })
 }
 
 /// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way), written
@@ -609,52 +661,200 @@ impl Scheduler {
     /// Dropping the future before it completes may leave the job added or not.
     pub async fn add_job(&self, spec: JobSpec) -> Result<JobId, SchedulerError> {
         let sh = &self.shared;
-        let replace = spec.is_replace_existing();
-        let explicit_next = spec.explicit_next_run_time().is_some();
-        let job = spec.into_job(&sh.defaults(), random_id);
-        let Some(store) = sh.store(&job.store) else {
-            return Err(SchedulerError::UnknownStore(job.store.to_string()));
-        };
-        if sh.executor(&job.executor).is_none() {
-            return Err(SchedulerError::UnknownExecutor(job.executor.to_string()));
-        }
-        sh.resolve_task(&job.task).map_err(|_| {
-            SchedulerError::UnknownTask(job.task.name().unwrap_or_default().to_owned())
-        })?;
-        if store.is_persistent() {
-            job.to_stored()?;
-        }
-        let id = job.id.clone();
+        let new = check_new(&sh.stores(), sh, spec, &sh.defaults())?;
+        let id = new.job.id.clone();
         let _ops = sh.ops.lock().await;
         match sh.state() {
             SchedulerState::ShutDown => return Err(SchedulerError::ShutDown),
             SchedulerState::Stopped => {
                 let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(i) = pending.iter().position(|p| p.job.id == id) {
-                    if !replace {
+                if let Some(i) = pending.position(&id) {
+                    if !new.replace {
                         return Err(SchedulerError::JobExists {
                             id,
-                            store: pending[i].job.store.to_string(),
+                            store: pending.get(i).job.store.to_string(),
                         });
                     }
                     pending.remove(i);
                 }
-                pending.push(Pending {
-                    job,
-                    replace_existing: replace,
-                    explicit_next,
-                });
+                pending.push(new.into_pending());
                 return Ok(id);
             }
             SchedulerState::Running | SchedulerState::Paused => {}
         }
-        self.write_new_job(job, replace, explicit_next).await?;
+        let NewJob {
+            job,
+            store,
+            replace,
+            explicit_next,
+        } = new;
+        self.write_new_job(&store, job, replace, explicit_next)
+            .await?;
         Ok(id)
     }
 
-    /// Computes the first run time when needed and writes a new job (ops lock held).
+    /// Adds several jobs and returns their ids, in the order of `specs`: as many
+    /// [`add_job`](Scheduler::add_job) calls, but the jobs bound for one store are written
+    /// in one store call ([`JobStore::add_jobs`]: one lock for the memory store, one
+    /// transaction for SQL, one script for Redis) and the dispatcher is woken once. Use it
+    /// to register many jobs at start-up or in bulk.
+    ///
+    /// All or nothing for jobs without `replace_existing`: every spec is checked first
+    /// (store, executor, task, persistability, and an id given twice in `specs`), and when
+    /// a store refuses its batch (an id it holds already) the jobs written to other stores
+    /// by this call are removed again. Jobs with `replace_existing` are written after the
+    /// others, one at a time, as `add_job` writes them.
+    ///
+    /// ```
+    /// use sched_core::job::{JobSpec, TaskRef};
+    /// use sched_core::trigger::{AnyTrigger, IntervalTrigger};
+    /// use sched_runtime::{JobContext, Scheduler};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let scheduler = Scheduler::builder().build();
+    /// scheduler.register_task("poll", |_ctx: JobContext, feed: String| async move {
+    ///     Ok::<_, std::convert::Infallible>(feed)
+    /// });
+    /// let specs = (0..1_000).map(|i| {
+    ///     let feed = serde_json::json!(format!("feed-{i}"));
+    ///     let every = IntervalTrigger::new(Duration::from_secs(60));
+    ///     JobSpec::new(TaskRef::named("poll", feed), AnyTrigger::Interval(every))
+    /// });
+    /// let ids = scheduler.add_jobs(specs).await?;
+    /// assert_eq!(ids.len(), 1_000);
+    /// assert_eq!(scheduler.get_jobs().await?.len(), 1_000);
+    /// # Ok::<(), sched_runtime::SchedulerError>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`add_job`](Scheduler::add_job), for the first spec that fails;
+    /// [`JobExists`](SchedulerError::JobExists) also for an id that appears twice in
+    /// `specs`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it completes may leave some of the jobs added.
+    pub async fn add_jobs(
+        &self,
+        specs: impl IntoIterator<Item = JobSpec>,
+    ) -> Result<Vec<JobId>, SchedulerError> {
+        let sh = &self.shared;
+        let stores = sh.stores();
+        let defaults = sh.defaults();
+        let specs = specs.into_iter();
+        let mut news = Vec::with_capacity(specs.size_hint().0);
+        let mut seen = HashSet::with_capacity_and_hasher(news.capacity(), RandomState::default());
+        for spec in specs {
+            let new = check_new(&stores, sh, spec, &defaults)?;
+            if !seen.insert(new.job.id.clone()) {
+                return Err(SchedulerError::JobExists {
+                    id: new.job.id,
+                    store: new.job.store.to_string(),
+                });
+            }
+            news.push(new);
+        }
+        drop(seen);
+        let ids: Vec<JobId> = news.iter().map(|n| n.job.id.clone()).collect();
+        let _ops = sh.ops.lock().await;
+        match sh.state() {
+            SchedulerState::ShutDown => return Err(SchedulerError::ShutDown),
+            SchedulerState::Stopped => {
+                let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                for n in news.iter().filter(|n| !n.replace) {
+                    if let Some(i) = pending.position(&n.job.id) {
+                        return Err(SchedulerError::JobExists {
+                            id: n.job.id.clone(),
+                            store: pending.get(i).job.store.to_string(),
+                        });
+                    }
+                }
+                for new in news {
+                    if let Some(i) = pending.position(&new.job.id) {
+                        pending.remove(i);
+                    }
+                    pending.push(new.into_pending());
+                }
+                return Ok(ids);
+            }
+            SchedulerState::Running | SchedulerState::Paused => {}
+        }
+        let (replacing, adding): (Vec<NewJob>, Vec<NewJob>) =
+            news.into_iter().partition(|n| n.replace);
+        self.write_new_jobs(adding).await?;
+        for new in replacing {
+            self.write_new_job(&new.store, new.job, true, new.explicit_next)
+                .await?;
+        }
+        Ok(ids)
+    }
+
+    /// Writes jobs that replace nothing: one `add_jobs` call per store, in the order the
+    /// stores first appear; when one fails, those of the stores written before are removed
+    /// again (best effort) and nothing of the failed one was written (ops lock held).
+    async fn write_new_jobs(&self, news: Vec<NewJob>) -> Result<(), SchedulerError> {
+        let sh = &self.shared;
+        let now = sh.clock.now();
+        let mut batches: Vec<(Arc<str>, BoxJobStore, Vec<Job>)> = Vec::new();
+        let mut earliest: Option<DateTime<Utc>> = None;
+        for NewJob {
+            mut job,
+            store,
+            explicit_next,
+            ..
+        } in news
+        {
+            if !explicit_next {
+                job.next_run_time = job.trigger.next_fire_time(None, now);
+            }
+            if let Some(t) = job.next_run_time {
+                earliest = Some(earliest.map_or(t, |e| e.min(t)));
+            }
+            match batches.iter_mut().find(|(name, ..)| *name == job.store) {
+                Some((.., jobs)) => jobs.push(job),
+                None => batches.push((job.store.clone(), store, vec![job])),
+            }
+        }
+        let mut written: Vec<(Arc<str>, BoxJobStore, Vec<JobId>)> = Vec::new();
+        for (name, store, jobs) in batches {
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+            if let Err(e) = store.add_jobs(jobs).await {
+                for (name, store, ids) in &written {
+                    for id in ids {
+                        // Best effort: the error being returned is the one that matters.
+                        let _ = store.remove_job(id).await;
+                    }
+                    crate::cluster::changed(sh, name);
+                }
+                return Err(match e {
+                    StoreError::Conflict { id } => SchedulerError::JobExists {
+                        id,
+                        store: name.to_string(),
+                    },
+                    e => SchedulerError::store(&name, e),
+                });
+            }
+            written.push((name, store, ids));
+        }
+        let announce = sh.events.wants(EventKind::JobAdded);
+        for (name, _, ids) in written {
+            crate::cluster::changed(sh, &name);
+            if announce {
+                for id in ids {
+                    sh.emit(Event::Job(JobEvent::new(EventKind::JobAdded, id, &*name)));
+                }
+            }
+        }
+        sh.wake_if_before(earliest);
+        Ok(())
+    }
+
+    /// Computes the first run time when needed and writes a new job to `store`, its store
+    /// (ops lock held).
     async fn write_new_job(
         &self,
+        store: &BoxJobStore,
         mut job: Job,
         replace: bool,
         explicit_next: bool,
@@ -664,9 +864,6 @@ impl Scheduler {
             job.next_run_time = job.trigger.next_fire_time(None, sh.clock.now());
         }
         let store_name = job.store.clone();
-        let store = sh
-            .store(&store_name)
-            .ok_or_else(|| SchedulerError::UnknownStore(store_name.to_string()))?;
         let id = job.id.clone();
         let mut next = job.next_run_time;
         let written = if replace {
@@ -908,7 +1105,8 @@ impl Scheduler {
         let now = sh.clock.now();
         {
             let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(p) = pending.iter_mut().find(|p| p.job.id == *id) {
+            if let Some(i) = pending.position(id) {
+                let p = pending.get_mut(i);
                 change(&mut p.job, now)?;
                 p.explicit_next |= sets_next;
                 return Ok(p.job.clone());
@@ -947,7 +1145,7 @@ impl Scheduler {
         let _ops = sh.ops.lock().await;
         {
             let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(i) = pending.iter().position(|p| p.job.id == *id) {
+            if let Some(i) = pending.position(id) {
                 pending.remove(i);
                 return Ok(());
             }
@@ -1038,7 +1236,9 @@ impl Scheduler {
     /// # Errors
     /// [`AlreadyRunning`](SchedulerError::AlreadyRunning),
     /// [`ShutDown`](SchedulerError::ShutDown), [`NoRuntime`](SchedulerError::NoRuntime), or
-    /// the first error adding a pending job (the others stay pending).
+    /// the first error writing pending jobs (those not written stay pending: jobs without
+    /// `replace_existing` are written in one all-or-nothing batch per store, then the
+    /// others one at a time).
     pub async fn start(&self) -> Result<(), SchedulerError> {
         self.start_in(SchedulerState::Running).await
     }
@@ -1064,18 +1264,50 @@ impl Scheduler {
                 SchedulerState::ShutDown => return Err(SchedulerError::ShutDown),
                 _ => return Err(SchedulerError::AlreadyRunning),
             }
-            let pending =
-                std::mem::take(&mut *sh.pending.lock().unwrap_or_else(PoisonError::into_inner));
-            let mut rest = pending.into_iter();
+            // Jobs that replace nothing are written in one batch per store (all or
+            // nothing), then the others one at a time; what was not written stays pending.
+            let pending = sh
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            let stores = sh.stores();
+            let restore = |jobs: Vec<Pending>| {
+                sh.pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .restore(jobs);
+            };
+            let mut adding = Vec::with_capacity(pending.len());
+            for p in pending.iter().filter(|p| !p.replace_existing) {
+                let Some((_, store)) = stores.iter().find(|(n, _)| **n == *p.job.store) else {
+                    let store = p.job.store.to_string();
+                    restore(pending);
+                    return Err(SchedulerError::UnknownStore(store));
+                };
+                adding.push(NewJob {
+                    job: p.job.clone(),
+                    store: store.clone(),
+                    replace: false,
+                    explicit_next: p.explicit_next,
+                });
+            }
+            if let Err(e) = self.write_new_jobs(adding).await {
+                restore(pending);
+                return Err(e);
+            }
+            let mut rest = pending.into_iter().filter(|p| p.replace_existing);
             while let Some(p) = rest.next() {
-                let job = p.job.clone();
+                let Some((_, store)) = stores.iter().find(|(n, _)| **n == *p.job.store) else {
+                    let store = p.job.store.to_string();
+                    restore(std::iter::once(p).chain(rest).collect());
+                    return Err(SchedulerError::UnknownStore(store));
+                };
                 if let Err(e) = self
-                    .write_new_job(job, p.replace_existing, p.explicit_next)
+                    .write_new_job(store, p.job.clone(), true, p.explicit_next)
                     .await
                 {
-                    let mut pending = sh.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                    pending.push(p);
-                    pending.extend(rest);
+                    restore(std::iter::once(p).chain(rest).collect());
                     return Err(e);
                 }
             }
