@@ -76,17 +76,7 @@ impl Bare {
 
     /// Adds a job first due `at`, then every `period` (`None`: once).
     pub(crate) fn add(&self, at: Instant, period: Option<Duration>) {
-        let mut heap = self
-            .shared
-            .heap
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let earliest = heap.peek().is_none_or(|e| at < e.at);
-        heap.push(Entry { at, period });
-        drop(heap);
-        if earliest {
-            self.shared.wake.notify_one();
-        }
+        self.add_many(at, period, 1);
     }
 
     /// Adds `count` jobs first due `at`, then every `period`, under one lock: the floor's

@@ -164,11 +164,7 @@ impl Contender {
                 task,
                 ..
             } => {
-                let at = *t0 + TimeDelta::from_std(first).unwrap_or(TimeDelta::MAX);
-                let trigger = match period {
-                    Some(p) => AnyTrigger::Interval(IntervalTrigger::new(p).start_date(at)),
-                    None => AnyTrigger::Date(DateTrigger::new(at)),
-                };
+                let trigger = trigger(*t0, first, period);
                 scheduler
                     .add_job(JobSpec::new(task.clone(), trigger))
                     .await
@@ -188,14 +184,8 @@ impl Contender {
                 task,
                 ..
             } => {
-                let at = *t0 + TimeDelta::from_std(first).unwrap_or(TimeDelta::MAX);
-                let specs = (0..count).map(|_| {
-                    let trigger = match period {
-                        Some(p) => AnyTrigger::Interval(IntervalTrigger::new(p).start_date(at)),
-                        None => AnyTrigger::Date(DateTrigger::new(at)),
-                    };
-                    JobSpec::new(task.clone(), trigger)
-                });
+                let specs =
+                    (0..count).map(|_| JobSpec::new(task.clone(), trigger(*t0, first, period)));
                 scheduler
                     .add_jobs(specs)
                     .await
@@ -215,6 +205,15 @@ impl Contender {
                 private.drop_it().await;
             }
         }
+    }
+}
+
+/// The trigger of a job first due `first` after `t0`, then every `period` (`None`: once).
+fn trigger(t0: DateTime<Utc>, first: Duration, period: Option<Duration>) -> AnyTrigger {
+    let at = t0 + TimeDelta::from_std(first).unwrap_or(TimeDelta::MAX);
+    match period {
+        Some(p) => AnyTrigger::Interval(IntervalTrigger::new(p).start_date(at)),
+        None => AnyTrigger::Date(DateTrigger::new(at)),
     }
 }
 

@@ -7,12 +7,22 @@ mod support;
 use std::time::Duration;
 
 use sched_core::event::EventKind;
-use sched_core::job::{Job, JobSpec};
-use sched_runtime::{SchedulerError, ShutdownMode};
+use sched_core::job::{Job, JobId, JobSpec};
+use sched_runtime::{Scheduler, SchedulerError, ShutdownMode};
 use sched_stores::{JobStore, MemoryStore};
 use support::*;
 
 const NO_BUSY: std::time::Duration = std::time::Duration::ZERO;
+
+/// The ids of every job, as `get_jobs` lists them (pending first).
+async fn job_ids(s: &Scheduler) -> Vec<JobId> {
+    s.get_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect()
+}
 
 fn spec(runs: &Runs, clock: &sched_runtime::TestClock, job: &str, first: i64) -> JobSpec {
     JobSpec::new(runs.task(clock, NO_BUSY), once(at(0, first, 0)))
@@ -75,13 +85,7 @@ async fn a_batch_with_a_taken_id_adds_nothing_in_any_store() {
         }
         other => panic!("expected JobExists, got {other}"),
     }
-    let ids: Vec<_> = s
-        .get_jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
+    let ids = job_ids(&s).await;
     assert_eq!(ids, [id("taken")], "the other store's job was taken back");
     assert_eq!(rec.count(EventKind::JobAdded), 1);
     until(&clock, at(0, 2, 30)).await;
@@ -163,13 +167,7 @@ async fn a_batch_before_start_waits_as_pending() {
     s.add_jobs([spec(&runs, &clock, "b", 2).replace_existing(true)])
         .await
         .unwrap();
-    let pending: Vec<_> = s
-        .get_jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
+    let pending = job_ids(&s).await;
     assert_eq!(
         pending,
         [id("a"), id("b")],
@@ -192,7 +190,7 @@ async fn a_start_that_cannot_write_its_pending_jobs_keeps_them_pending() {
     let mut held = Job::new(id("x"), runs.task(&clock, NO_BUSY), once(at(0, 9, 0)));
     held.next_run_time = Some(at(0, 9, 0));
     store.add_job(held).await.unwrap();
-    let s = sched_runtime::Scheduler::builder()
+    let s = Scheduler::builder()
         .clock(clock.clone())
         .store("default", store)
         .build();
@@ -205,13 +203,7 @@ async fn a_start_that_cannot_write_its_pending_jobs_keeps_them_pending() {
     );
     let table = s.job_table().await.unwrap();
     assert!(table.contains("Pending jobs:"), "{table}");
-    let pending: Vec<_> = s
-        .get_jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
+    let pending = job_ids(&s).await;
     assert_eq!(
         pending,
         [id("y"), id("x"), id("x")],
@@ -222,12 +214,6 @@ async fn a_start_that_cannot_write_its_pending_jobs_keeps_them_pending() {
     s.start().await.unwrap();
     tokio::time::sleep(Duration::from_secs(90)).await;
     assert_eq!(runs.scheduled(), [at(0, 1, 0)]);
-    let ids: Vec<_> = s
-        .get_jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|j| j.id)
-        .collect();
+    let ids = job_ids(&s).await;
     assert_eq!(ids, [id("x")], "the stored x keeps its 00:09 run");
 }
