@@ -232,17 +232,6 @@ async fn main() {
         let stores = [open().await.expect("a"), open().await.expect("b")];
         let mut conn = stores[0].connection();
         bench("redis", stores, n, secs, batch).await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        if !keys.is_empty() {
-            let () = redis::cmd("DEL")
-                .arg(keys)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
-        }
+        common::delete_redis_keys(&mut conn, &prefix).await;
     }
 }

@@ -291,18 +291,7 @@ impl Ledger for RedisStore {
     }
     async fn cleanup(&self, space: &str) {
         let mut conn = self.connection();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{space}:*"))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        if !keys.is_empty() {
-            let () = redis::cmd("DEL")
-                .arg(keys)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
-        }
+        common::delete_redis_keys(&mut conn, &format!("{space}:")).await;
     }
 }
 

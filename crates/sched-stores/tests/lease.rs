@@ -21,7 +21,7 @@ fn ids(claims: &[sched_stores::Claim]) -> Vec<&str> {
 }
 
 /// The contract, for two nodes `a` and `b` on one store.
-async fn contract<S: LeaseStore>(a: &S, b: &S) {
+async fn leases_are_fenced_and_fires_created_once<S: LeaseStore>(a: &S, b: &S) {
     let trigger = codec_and_trigger().1;
     let now = a.store_time().await.expect("store time");
     let skew = (now - Utc::now()).abs();
@@ -174,89 +174,6 @@ async fn contract<S: LeaseStore>(a: &S, b: &S) {
     assert_eq!(a.release_all("A").await.expect("release all"), 1);
 }
 
-#[tokio::test]
-async fn postgres_leases_are_fenced_and_fires_created_once() {
-    let Some(url) = server_url("SCHED_TEST_POSTGRES_URL") else {
-        return;
-    };
-    let schema = unique("sched_lease_");
-    let admin = PostgresStore::connect(&url).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(admin.pool())
-        .await
-        .expect("schema");
-    let options = StoreOptions::new()
-        .schema(schema.clone())
-        .shared_codec(codec_and_trigger().0);
-    let a = PostgresStore::connect_with(&url, options.clone())
-        .await
-        .expect("a");
-    let b = PostgresStore::connect_with(&url, options).await.expect("b");
-    assert_eq!(a.schema_version().await.expect("version"), 3);
-    contract(&a, &b).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(admin.pool())
-    .await
-    .expect("drop");
-}
-
-#[tokio::test]
-async fn mysql_leases_are_fenced_and_fires_created_once() {
-    let Some(url) = server_url("SCHED_TEST_MYSQL_URL") else {
-        return;
-    };
-    let db = unique("sched_lease_");
-    let admin = MySqlStore::connect(&url).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{db}`")))
-        .execute(admin.pool())
-        .await
-        .expect("database");
-    let options = StoreOptions::new()
-        .schema(db.clone())
-        .shared_codec(codec_and_trigger().0);
-    let a = MySqlStore::connect_with(&url, options.clone())
-        .await
-        .expect("a");
-    let b = MySqlStore::connect_with(&url, options).await.expect("b");
-    assert_eq!(a.schema_version().await.expect("version"), 3);
-    contract(&a, &b).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{db}`")))
-        .execute(admin.pool())
-        .await
-        .expect("drop");
-}
-
-#[tokio::test]
-async fn redis_leases_are_fenced_and_fires_created_once() {
-    let Some(url) = server_url("SCHED_TEST_REDIS_URL") else {
-        return;
-    };
-    let prefix = format!("{}:", unique("sched_lease_"));
-    let options = StoreOptions::new()
-        .prefix(prefix.clone())
-        .shared_codec(codec_and_trigger().0);
-    let a = RedisStore::connect_with(&url, options.clone())
-        .await
-        .expect("a");
-    let b = RedisStore::connect_with(&url, options).await.expect("b");
-    contract(&a, &b).await;
-    let mut conn = a.connection();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    if !keys.is_empty() {
-        let () = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut conn)
-            .await
-            .expect("del");
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Nodes, adoption, batches, max_instances, pruning and notifications: each behaviour is a
 // function of two handles `a` and `b` on one store (two nodes), run once per backend by
@@ -342,18 +259,7 @@ async fn redis_pair() -> Option<Pair<RedisStore>> {
     let b = RedisStore::connect_with(&url, options).await.expect("b");
     let mut conn = a.connection();
     let cleanup = Box::pin(async move {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}*"))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        if !keys.is_empty() {
-            let () = redis::cmd("DEL")
-                .arg(keys)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
-        }
+        common::delete_redis_keys(&mut conn, &prefix).await;
     });
     Some(Pair { a, b, cleanup })
 }
@@ -378,6 +284,8 @@ macro_rules! per_backend {
         }
     };
 }
+
+per_backend!(leases_are_fenced_and_fires_created_once);
 
 fn node(id: &str) -> NodeInfo {
     NodeInfo {
@@ -1178,14 +1086,5 @@ async fn redis_layout_1_fires_are_indexed_on_upgrade() {
     assert_eq!(store.prune(cutoff, 10).await.expect("prune"), 1);
     assert_eq!(store.running_fires().await.expect("running").len(), 1);
     drop(first);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    let () = redis::cmd("DEL")
-        .arg(keys)
-        .query_async(&mut conn)
-        .await
-        .expect("del");
+    common::delete_redis_keys(&mut conn, &prefix).await;
 }

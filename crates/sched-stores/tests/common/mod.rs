@@ -176,3 +176,19 @@ pub fn job(id: &str, next: Option<DateTime<Utc>>, trigger: fn() -> JobTrigger) -
     job.next_run_time = next;
     job
 }
+
+/// Deletes every Redis key that starts with `prefix` (what a test's store wrote there).
+pub async fn delete_redis_keys(conn: &mut redis::aio::ConnectionManager, prefix: &str) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(conn)
+        .await
+        .expect("keys");
+    if !keys.is_empty() {
+        let () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(conn)
+            .await
+            .expect("del");
+    }
+}
