@@ -409,6 +409,36 @@ pub(crate) fn channel_name(n: &Names) -> String {
 }
 
 #[cfg(feature = "postgres")]
+/// The `LeaseStore` methods whose SQL is the same in both dialects, written once for the
+/// two impls (each module's `NOW` is its dialect's store clock).
+macro_rules! same_on_both {
+    (store_time) => {
+        async fn store_time(&self) -> Result<DateTime<Utc>, StoreError> {
+            let (pool, _, _) = self.lease_parts();
+            let us: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT {NOW}")))
+                .fetch_one(pool)
+                .await
+                .map_err(err)?;
+            Ok(from_micros(us))
+        }
+    };
+    (running_fires) => {
+        async fn running_fires(&self) -> Result<Vec<RunningFire>, StoreError> {
+            let (pool, names, _) = self.lease_parts();
+            let fires = LeaseNames::new(names).fires;
+            let rows: Vec<(String, i64, String, i64, i64)> =
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT job_id, slot_us, node, epoch, created_us FROM {fires} \
+                     WHERE finished_us IS NULL ORDER BY created_us, job_id, slot_us"
+                )))
+                .fetch_all(pool)
+                .await
+                .map_err(err)?;
+            Ok(rows.into_iter().filter_map(running_fire).collect())
+        }
+    };
+}
+
 mod pg {
     use sqlx::postgres::{PgListener, PgPoolOptions};
 
@@ -431,14 +461,7 @@ mod pg {
     const SMALL_BATCH: usize = 16;
 
     impl LeaseStore for PostgresStore {
-        async fn store_time(&self) -> Result<DateTime<Utc>, StoreError> {
-            let (pool, _, _) = self.lease_parts();
-            let us: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT {NOW}")))
-                .fetch_one(pool)
-                .await
-                .map_err(err)?;
-            Ok(from_micros(us))
-        }
+        same_on_both!(store_time);
 
         async fn claim_due(
             &self,
@@ -769,19 +792,7 @@ mod pg {
             Ok(n > 0)
         }
 
-        async fn running_fires(&self) -> Result<Vec<RunningFire>, StoreError> {
-            let (pool, names, _) = self.lease_parts();
-            let fires = LeaseNames::new(names).fires;
-            let rows: Vec<(String, i64, String, i64, i64)> =
-                sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT job_id, slot_us, node, epoch, created_us FROM {fires} \
-                 WHERE finished_us IS NULL ORDER BY created_us, job_id, slot_us"
-                )))
-                .fetch_all(pool)
-                .await
-                .map_err(err)?;
-            Ok(rows.into_iter().filter_map(running_fire).collect())
-        }
+        same_on_both!(running_fires);
 
         async fn adopt_fires(&self, node: &str, limit: usize) -> Result<Vec<Adopted>, StoreError> {
             check_node(node)?;
@@ -981,14 +992,7 @@ mod my {
     }
 
     impl LeaseStore for MySqlStore {
-        async fn store_time(&self) -> Result<DateTime<Utc>, StoreError> {
-            let (pool, _, _) = self.lease_parts();
-            let us: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT {NOW}")))
-                .fetch_one(pool)
-                .await
-                .map_err(err)?;
-            Ok(from_micros(us))
-        }
+        same_on_both!(store_time);
 
         async fn claim_due(
             &self,
@@ -1270,19 +1274,7 @@ mod my {
             .await
         }
 
-        async fn running_fires(&self) -> Result<Vec<RunningFire>, StoreError> {
-            let (pool, names, _) = self.lease_parts();
-            let fires = LeaseNames::new(names).fires;
-            let rows: Vec<(String, i64, String, i64, i64)> =
-                sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT job_id, slot_us, node, epoch, created_us FROM {fires} \
-                 WHERE finished_us IS NULL ORDER BY created_us, job_id, slot_us"
-                )))
-                .fetch_all(pool)
-                .await
-                .map_err(err)?;
-            Ok(rows.into_iter().filter_map(running_fire).collect())
-        }
+        same_on_both!(running_fires);
 
         async fn adopt_fires(&self, node: &str, limit: usize) -> Result<Vec<Adopted>, StoreError> {
             check(node)?;
