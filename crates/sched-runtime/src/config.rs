@@ -39,7 +39,7 @@
 //! from the environment are lower case. Only `SCHED_TIMEZONE` and `SCHED_` variables holding
 //! a `__` are read; others (`SCHED_CONFORMANCE_FILTER`) are left alone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -50,7 +50,7 @@ use sched_stores::{BoxError, BoxJobStore, MemoryStore};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::scheduler::SchedulerState;
+use crate::scheduler::{Executors, SchedulerState};
 use crate::{Executor, Scheduler, SchedulerBuilder, SchedulerError};
 
 /// Stores by name, in order.
@@ -496,10 +496,7 @@ impl Config {
 
     /// The stores and executors this configuration describes, built, plus the `default`
     /// ones when it names none.
-    fn build_parts(
-        &self,
-        types: &StoreTypes,
-    ) -> Result<(NamedStores, HashMap<String, Executor>), ConfigError> {
+    fn build_parts(&self, types: &StoreTypes) -> Result<(NamedStores, Executors), ConfigError> {
         let mut stores = Vec::new();
         if !self.stores.contains_key(DEFAULT) {
             stores.push((DEFAULT.to_owned(), BoxJobStore::new(MemoryStore::new())));
@@ -507,7 +504,7 @@ impl Config {
         for (name, store) in &self.stores {
             stores.push((name.clone(), types.build(store)?));
         }
-        let mut executors: HashMap<String, Executor> = self
+        let mut executors: Executors = self
             .executors
             .iter()
             .map(|(name, e)| (name.clone(), e.build()))

@@ -62,7 +62,7 @@ pub enum SchedulerState {
 #[must_use = "call build() to get the scheduler"]
 pub struct SchedulerBuilder {
     pub(crate) stores: Vec<(String, BoxJobStore)>,
-    pub(crate) executors: HashMap<String, Executor>,
+    pub(crate) executors: Executors,
     pub(crate) defaults: JobDefaults,
     pub(crate) zone: Zone,
     clock: Arc<dyn Clock>,
@@ -288,6 +288,10 @@ impl fmt::Debug for Scheduler {
     }
 }
 
+/// The executors by name. Hashed with foldhash: a job's executor is looked up on every
+/// add and every fire, and std's SipHash cost more than the rest of the lookup.
+pub(crate) type Executors = HashMap<String, Executor, RandomState>;
+
 /// A job's key in the `max_instances` table: its store and id.
 pub(crate) type InstanceKey = (Arc<str>, JobId);
 
@@ -296,7 +300,7 @@ pub(crate) struct Shared {
     /// Copy-on-write, so a pass over the stores holds no lock across its awaits; changed
     /// only under the `ops` lock (`add_store`, `remove_store`, `configure`).
     pub(crate) stores: RwLock<Arc<Vec<(String, BoxJobStore)>>>,
-    pub(crate) executors: RwLock<HashMap<String, Executor>>,
+    pub(crate) executors: RwLock<Executors>,
     pub(crate) defaults: RwLock<JobDefaults>,
     pub(crate) zone: RwLock<Zone>,
     /// Store types the configuration can name.
@@ -527,17 +531,15 @@ fn check_new(
 }
 
 /// A random id of 32 hex digits (APScheduler uses a UUID4's hex the same way), written
-/// into a stack buffer: one allocation, the id's own.
+/// into a stack buffer two digits at a time: one allocation, the id's own.
 fn random_id() -> JobId {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bits = fastrand::u128(..);
     let mut text = [0u8; 32];
-    for (half, word) in text
-        .chunks_exact_mut(16)
-        .zip([fastrand::u64(..), fastrand::u64(..)])
-    {
-        for (i, digit) in half.iter_mut().enumerate() {
-            *digit = HEX[((word >> (60 - 4 * i)) & 0xf) as usize];
-        }
+    for (i, pair) in text.chunks_exact_mut(2).enumerate() {
+        let byte = (bits >> (120 - 8 * i)) as u8;
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     let text = std::str::from_utf8(&text).expect("hex digits are ASCII");
     JobId::new(text).expect("32 hex digits are never empty")
@@ -549,7 +551,7 @@ impl Scheduler {
     pub fn builder() -> SchedulerBuilder {
         SchedulerBuilder {
             stores: Vec::new(),
-            executors: HashMap::new(),
+            executors: Executors::default(),
             defaults: JobDefaults::default(),
             zone: Zone::UTC,
             clock: Arc::new(SystemClock),
@@ -1442,5 +1444,31 @@ impl Scheduler {
     /// How many runs are going on now.
     pub fn running_jobs(&self) -> usize {
         self.shared.tracker.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::random_id;
+
+    #[test]
+    fn random_ids_are_32_lowercase_hex_digits_and_differ() {
+        let ids: HashSet<String> = (0..10_000).map(|_| random_id().to_string()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in &ids {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{id}"
+            );
+        }
+        // Every digit position takes more than one value: no position is stuck.
+        for pos in 0..32 {
+            let seen: HashSet<u8> = ids.iter().map(|id| id.as_bytes()[pos]).collect();
+            assert!(seen.len() > 8, "position {pos} took only {seen:?}");
+        }
     }
 }
