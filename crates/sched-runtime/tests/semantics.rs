@@ -22,13 +22,7 @@ const NO_BUSY: Duration = Duration::ZERO;
 async fn every_minute_for_an_hour_runs_sixty_times_on_time() {
     let real = std::time::Instant::now();
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, NO_BUSY),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    let runs = every_minute(&s, &clock, NO_BUSY).await;
     s.start().await.unwrap();
     until(&clock, at(1, 0, 30)).await;
 
@@ -56,13 +50,7 @@ async fn every_minute_for_an_hour_runs_sixty_times_on_time() {
 #[tokio::test(start_paused = true)]
 async fn late_beyond_grace_is_missed_not_run() {
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, NO_BUSY),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    let runs = every_minute(&s, &clock, NO_BUSY).await;
     s.start_paused().await.unwrap();
     until(&clock, at(0, 5, 30)).await;
     s.resume().unwrap();
@@ -240,13 +228,7 @@ async fn pause_and_resume_a_job() {
 #[tokio::test(start_paused = true)]
 async fn pause_and_resume_the_scheduler() {
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, NO_BUSY),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    let runs = every_minute(&s, &clock, NO_BUSY).await;
     s.start().await.unwrap();
     until(&clock, at(0, 0, 30)).await;
     s.pause().unwrap();
@@ -393,13 +375,7 @@ async fn failing_and_panicking_jobs_are_reported_and_the_scheduler_goes_on() {
     )
     .await
     .unwrap();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, NO_BUSY),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    let runs = every_minute(&s, &clock, NO_BUSY).await;
     s.start().await.unwrap();
     until(&clock, at(0, 4, 10)).await;
     let errors = rec.executions(EventKind::JobError);
@@ -476,13 +452,7 @@ async fn a_failing_store_is_retried_and_the_loop_survives() {
 #[tokio::test(start_paused = true)]
 async fn wall_clock_jump_forward_applies_the_misfire_policy() {
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, NO_BUSY),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    let runs = every_minute(&s, &clock, NO_BUSY).await;
     s.start().await.unwrap();
     until(&clock, at(0, 0, 30)).await;
     clock.jump(TimeDelta::hours(1));
@@ -499,13 +469,7 @@ async fn wall_clock_jump_forward_applies_the_misfire_policy() {
 #[tokio::test(start_paused = true)]
 async fn wall_clock_jump_back_does_not_run_twice() {
     let (s, clock, _rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, NO_BUSY),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    let runs = every_minute(&s, &clock, NO_BUSY).await;
     s.start().await.unwrap();
     until(&clock, at(0, 1, 30)).await;
     clock.jump(TimeDelta::hours(-1));
@@ -519,13 +483,7 @@ async fn wall_clock_jump_back_does_not_run_twice() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_wait_waits_for_running_jobs() {
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, Duration::from_secs(10)),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    every_minute(&s, &clock, Duration::from_secs(10)).await;
     s.start().await.unwrap();
     until(&clock, at(0, 1, 2)).await;
     assert_eq!(s.running_jobs(), 1);
@@ -541,13 +499,7 @@ async fn shutdown_wait_waits_for_running_jobs() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_cancel_cancels_running_jobs() {
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, Duration::from_secs(10)),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    every_minute(&s, &clock, Duration::from_secs(10)).await;
     s.start().await.unwrap();
     until(&clock, at(0, 1, 2)).await;
     s.shutdown(ShutdownMode::Cancel).await;
@@ -859,13 +811,7 @@ async fn pending_jobs_can_be_modified_and_paused_before_start() {
 #[tokio::test(start_paused = true)]
 async fn run_returns_after_shutdown_from_another_handle() {
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, Duration::from_secs(5)),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    every_minute(&s, &clock, Duration::from_secs(5)).await;
     let handle = s.clone();
     let stopper = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(62)).await;
@@ -947,13 +893,7 @@ async fn a_panicking_trigger_pauses_its_job_and_the_loop_goes_on() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_no_wait_returns_at_once_and_runs_finish_by_themselves() {
     let (s, clock, rec) = scheduler();
-    let runs = Runs::default();
-    s.add_job(JobSpec::new(
-        runs.task(&clock, Duration::from_secs(10)),
-        Every::minute_from(at(0, 1, 0)),
-    ))
-    .await
-    .unwrap();
+    let runs = every_minute(&s, &clock, Duration::from_secs(10)).await;
     s.start().await.unwrap();
     until(&clock, at(0, 1, 2)).await;
     s.shutdown(ShutdownMode::NoWait).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sched_core::event::{Event, EventKind, EventMask, JobExecutionEvent};
-use sched_core::job::{Job, JobId, JobTrigger, TaskRef};
+use sched_core::job::{Job, JobId, JobSpec, JobTrigger, TaskRef};
 use sched_core::{Trigger, Zone};
 use sched_runtime::{JobContext, Scheduler, SchedulerBuilder, TestClock, closure_task};
 use sched_stores::{JobStore, MemoryStore, StoreError};
@@ -186,6 +186,19 @@ impl Recorder {
             })
             .collect()
     }
+}
+
+/// Adds to `s` a recording job every minute from 00:01 whose runs each take `busy`
+/// (virtual time); returns its runs.
+pub async fn every_minute(s: &Scheduler, clock: &TestClock, busy: Duration) -> Runs {
+    let runs = Runs::default();
+    s.add_job(JobSpec::new(
+        runs.task(clock, busy),
+        Every::minute_from(at(0, 1, 0)),
+    ))
+    .await
+    .unwrap();
+    runs
 }
 
 /// A scheduler on a test clock starting at `at(0, 0, 0)`, with an event recorder.
