@@ -47,12 +47,14 @@ use crate::{JobStore, QuarantinedJob, StoreError};
 /// A store that keeps jobs in memory: the default store, lost when the process ends.
 ///
 /// It holds any job, closures and trigger objects included. Adding a job costs O(1)
-/// amortized when jobs are due at its instant already and O(log n) otherwise; updating and
-/// removing a job cost O(log n) amortized, finding the next run time O(log n), and taking
-/// `k` due jobs O(log n + k) amortized (the jobs due at one instant are sorted by id the
-/// first time they are read in order; see the module docs for the layout). Each call holds
-/// a lock only for the map and index operations and completes in its first poll, so every
-/// method is cancel safe.
+/// amortized when jobs are due at its instant already and O(log n) otherwise; updating,
+/// advancing and removing a job cost O(log n) amortized, finding the next run time
+/// O(log n), and taking `k` due jobs O(log n + k) amortized (the jobs due at one instant
+/// are sorted by id the first time they are read in order; see the module docs for the
+/// layout). [`advance_job`](JobStore::advance_job) changes the stored time and the index
+/// in place, without matching the shared options again or moving a whole job in. Each call
+/// holds a lock only for the map and index operations and completes in its first poll, so
+/// every method is cancel safe.
 ///
 /// ```
 /// use sched_stores::{JobStore, MemoryStore};
@@ -730,6 +732,21 @@ impl JobStore for MemoryStore {
         let e = entry_mut(&mut inner.slots, slot);
         e.trigger = job.trigger;
         e.common = common;
+        Ok(())
+    }
+
+    /// Changes only the stored next run time and the job's place in the index: the other
+    /// fields of `job` are not read (the stored ones stay).
+    async fn advance_job(
+        &self,
+        job: &Job,
+        next_run_time: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let Some(&slot) = inner.by_id.get(&job.id) else {
+            return Err(StoreError::NotFound { id: job.id.clone() });
+        };
+        inner.reschedule(slot, next_run_time);
         Ok(())
     }
 
