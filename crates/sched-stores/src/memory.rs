@@ -12,7 +12,7 @@
 //! - **By id.** A hash map from id to slot. The key keeps the id's hash (foldhash, seeded
 //!   per process), so growing the map rehashes without reading the ids' text again.
 //! - **By time.** A B-tree map from each instant at which some job is due (scheduled, not
-//!   quarantined) to the [`Bucket`] of the jobs due then. A bucket of one job is just its
+//!   quarantined), as one integer ([`TimeKey`]), to the [`Bucket`] of the jobs due then. A bucket of one job is just its
 //!   slot, with no allocation of its own: jobs at distinct instants cost one small map entry
 //!   each. A bucket of several jobs is a [`Group`]: a `Vec` of slots (the *run*), appended
 //!   to in O(1) and left unsorted until something reads the bucket in order
@@ -254,6 +254,22 @@ impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.kept.unwrap_or_else(|| self.text.finish())
     }
+}
+
+/// An instant as an integer ordered as the instants are: the Unix timestamp's seconds in
+/// the high bits, its nanoseconds (up to 2·10⁹ in a leap second) in the low 32, so index
+/// searches compare one integer.
+type TimeKey = i128;
+
+fn time_key(at: DateTime<Utc>) -> TimeKey {
+    (i128::from(at.timestamp()) << 32) | i128::from(at.timestamp_subsec_nanos())
+}
+
+fn key_time(key: TimeKey) -> DateTime<Utc> {
+    let secs = i64::try_from(key >> 32).expect("made from a timestamp");
+    let nanos = u32::try_from(key & 0xffff_ffff).expect("32 bits");
+    // Round-trips: chrono guarantees it for `timestamp` and `timestamp_subsec_nanos`.
+    DateTime::from_timestamp(secs, nanos).expect("made from a valid time")
 }
 
 /// The jobs due at one instant.
@@ -509,13 +525,13 @@ impl Bucket {
 /// The time index: the buckets by instant.
 #[derive(Default)]
 struct Index {
-    buckets: BTreeMap<DateTime<Utc>, Bucket>,
+    buckets: BTreeMap<TimeKey, Bucket>,
 }
 
 impl Index {
     /// Adds the stored, unindexed job `slot` to the bucket of `at`.
     fn insert(&mut self, slab: &mut Slab, slot: u32, at: DateTime<Utc>) {
-        match self.buckets.entry(at) {
+        match self.buckets.entry(time_key(at)) {
             btree_map::Entry::Vacant(v) => {
                 v.insert(Bucket::One(slot));
                 entry_mut(slab, slot).place = 0;
@@ -543,7 +559,7 @@ impl Index {
 
     /// Takes the job `slot` out of the bucket of `at`, where it is.
     fn remove(&mut self, slab: &mut Slab, slot: u32, at: DateTime<Utc>) {
-        let btree_map::Entry::Occupied(mut o) = self.buckets.entry(at) else {
+        let btree_map::Entry::Occupied(mut o) = self.buckets.entry(time_key(at)) else {
             unreachable!("an indexed job is in the bucket of its time");
         };
         let empty = match o.get_mut() {
@@ -555,24 +571,29 @@ impl Index {
         }
     }
 
-    /// The first `limit` jobs by `(time, id)`, of those due at or before `up_to` (all
-    /// when `None`).
-    fn take(&mut self, slab: &mut Slab, up_to: Option<DateTime<Utc>>, limit: usize) -> Vec<u32> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return out;
-        }
-        let buckets = match up_to {
-            Some(up_to) => self.buckets.range_mut(..=up_to),
-            None => self.buckets.range_mut(..),
-        };
-        for (_, bucket) in buckets {
-            bucket.take(slab, limit - out.len(), &mut out);
-            if out.len() >= limit {
+    /// Appends to `out` the first `limit` jobs by `(time, id)` of those due at or before
+    /// `up_to` (all when `None`).
+    fn take(
+        &mut self,
+        slab: &mut Slab,
+        up_to: Option<DateTime<Utc>>,
+        limit: usize,
+        out: &mut Vec<u32>,
+    ) {
+        let end = out.len().saturating_add(limit);
+        let up_to = up_to.map_or(TimeKey::MAX, time_key);
+        // Not `range_mut`: it finds both ends of the range up front, where this walks from
+        // the first bucket only as far as it takes.
+        for (&at, bucket) in &mut self.buckets {
+            if out.len() >= end || at > up_to {
                 break;
             }
+            bucket.take(slab, end - out.len(), out);
         }
-        out
+    }
+
+    fn first(&self) -> Option<DateTime<Utc>> {
+        self.buckets.first_key_value().map(|(&at, _)| key_time(at))
     }
 
     fn len(&self) -> usize {
@@ -591,6 +612,8 @@ struct Inner {
     quarantine: HashMap<JobId, String>,
     /// The options of the job written last, shared with the next job that has the same.
     last_common: Option<Arc<Common>>,
+    /// Room for the slots a read takes from the index, kept between reads.
+    taken: Vec<u32>,
 }
 
 impl Inner {
@@ -657,16 +680,23 @@ impl Inner {
         }
     }
 
-    fn jobs(&self, slots: &[u32]) -> Vec<Job> {
-        slots
+    /// The first `limit` jobs due at or before `up_to` (all when `None`), by `(time, id)`.
+    fn take(&mut self, up_to: Option<DateTime<Utc>>, limit: usize) -> Vec<Job> {
+        let mut taken = std::mem::take(&mut self.taken);
+        taken.clear();
+        self.by_time.take(&mut self.slots, up_to, limit, &mut taken);
+        let jobs = taken
             .iter()
             .map(|&slot| entry(&self.slots, slot).to_job())
-            .collect()
+            .collect();
+        if taken.capacity() <= 4096 {
+            self.taken = taken;
+        }
+        jobs
     }
 
     fn all_jobs(&mut self) -> Vec<Job> {
-        let order = self.by_time.take(&mut self.slots, None, usize::MAX);
-        let mut jobs = self.jobs(&order);
+        let mut jobs = self.take(None, usize::MAX);
         let mut paused: Vec<&Entry> = self
             .slots
             .iter()
@@ -783,19 +813,11 @@ impl JobStore for MemoryStore {
     }
 
     async fn due_jobs(&self, up_to: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let order = inner.by_time.take(&mut inner.slots, Some(up_to), limit);
-        Ok(inner.jobs(&order))
+        Ok(self.lock().take(Some(up_to), limit))
     }
 
     async fn next_run_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .lock()
-            .by_time
-            .buckets
-            .first_key_value()
-            .map(|(at, _)| *at))
+        Ok(self.lock().by_time.first())
     }
 
     async fn all_jobs(&self) -> Result<Vec<Job>, StoreError> {
@@ -869,5 +891,39 @@ impl JobStore for MemoryStore {
             }
         }
         Ok(entry(&inner.slots, slot).to_job())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+
+    #[test]
+    fn time_keys_round_trip_in_order() {
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .expect("a leap second")
+            .and_utc();
+        let times = [
+            DateTime::<Utc>::MIN_UTC,
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            DateTime::UNIX_EPOCH - chrono::Duration::nanoseconds(1),
+            DateTime::UNIX_EPOCH,
+            Utc.with_ymd_and_hms(2016, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::nanoseconds(999_999_999),
+            leap,
+            Utc.with_ymd_and_hms(2017, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2017, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::nanoseconds(1),
+            DateTime::<Utc>::MAX_UTC,
+        ];
+        for w in times.windows(2) {
+            assert!(w[0] < w[1], "the samples are in order");
+            assert!(time_key(w[0]) < time_key(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for t in times {
+            assert_eq!(key_time(time_key(t)), t, "round trip of {t}");
+        }
     }
 }
