@@ -14,17 +14,19 @@
 //!   the hash leads to confirms the id. An id whose hash is another stored id's — almost
 //!   never — is kept by id in a second map ([`Ids`]).
 //! - **By time.** A B-tree map from each instant at which some job is due (scheduled, not
-//!   quarantined), as one integer ([`TimeKey`]), to the [`Bucket`] of the jobs due then. A bucket of one job is just its
-//!   slot, with no allocation of its own: jobs at distinct instants cost one small map entry
-//!   each. A bucket of several jobs is a [`Group`]: a `Vec` of slots (the *run*), appended
-//!   to in O(1) and left unsorted until something reads the bucket in order
-//!   ([`due_jobs`](JobStore::due_jobs), [`all_jobs`](JobStore::all_jobs)), which sorts it
-//!   by id once. A job added to a bucket that is sorted already goes into a small B-tree set
-//!   of the bucket ordered by id, read merged with the run. Each job in a run knows its
-//!   position there, so it leaves in O(1): its position becomes a tombstone. A read that
-//!   skips tombstones at the front of the run moves them behind a consumed-head cursor, and
-//!   a run more than half tombstones is compacted, so taking the jobs of a big bucket batch
-//!   after batch, removing or rescheduling each, costs O(1) amortized per job.
+//!   quarantined), as one integer ([`TimeKey`]), to the [`Bucket`] of the jobs due then.
+//!   A bucket of one job is just its slot, with no allocation of its own: jobs at distinct
+//!   instants cost one small map entry each. A bucket of several jobs is a [`Group`]: a
+//!   `Vec` of slots (the *run*) that adding a job appends to, in O(1). The jobs appended
+//!   since the bucket was last read in order ([`due_jobs`](JobStore::due_jobs),
+//!   [`all_jobs`](JobStore::all_jobs)) are ordered by id when it is read next: the whole
+//!   bucket is sorted again when they are as many as the others, or else they go into a
+//!   small B-tree set of the bucket that reads merge with the run, so ordering costs
+//!   O(log n) amortized per job added. Each job in a run knows its position there, so it
+//!   leaves in O(1): its position becomes a tombstone. A read that skips tombstones at the
+//!   front of the run moves them behind a consumed-head cursor, and a run more than half
+//!   tombstones is compacted, so taking the jobs of a big bucket batch after batch,
+//!   removing or rescheduling each, costs O(1) amortized per job.
 //!
 //! Within a bucket, the order is by id, so `due_jobs` and `all_jobs` come out in
 //! `(next_run_time, id)` order as the [`JobStore`] contract says. Sorting compares the
@@ -312,15 +314,16 @@ enum Bucket {
 /// The jobs due at one instant, when there are several.
 ///
 /// Invariants: `run[head..]` holds every job of the group not in `later`, each at its
-/// [`Entry::place`], and `dead` tombstones; positions before `head` are unused. Unsorted,
-/// `head` is 0 and `later` is empty; sorted, `run[head..]` (tombstones aside) is ordered by
-/// id. The group is never empty.
+/// [`Entry::place`], and `dead` tombstones; positions before `head` are unused.
+/// `run[head..sorted]` (tombstones aside) is ordered by id, and `run[sorted..]` holds the
+/// jobs appended since, in no order. The group is never empty.
 struct Group {
     run: Vec<u32>,
     head: usize,
+    sorted: usize,
     dead: usize,
-    sorted: bool,
-    /// Jobs added after the run was sorted.
+    /// Jobs ordered by id, read merged with the run: those appended after the run was
+    /// sorted, when they were few next to it.
     later: BTreeSet<Later>,
 }
 
@@ -383,20 +386,20 @@ impl Group {
         for later in &self.later {
             assert_eq!(entry(slab, later.slot).place, IN_LATER, "later place");
         }
-        if self.sorted {
-            let ids: Vec<&JobId> = live
-                .iter()
-                .filter(|&&slot| slot != TOMB)
-                .map(|&slot| &entry(slab, slot).id)
-                .collect();
-            assert!(
-                ids.windows(2)
-                    .all(|w| cmp_ids(w[0], w[1]) == Ordering::Less),
-                "a sorted run is ordered by id"
-            );
-        } else {
-            assert!(self.head == 0 && self.later.is_empty(), "unsorted group");
-        }
+        assert!(
+            self.head <= self.sorted && self.sorted <= self.run.len(),
+            "sorted part"
+        );
+        let ids: Vec<&JobId> = self.run[self.head..self.sorted]
+            .iter()
+            .filter(|&&slot| slot != TOMB)
+            .map(|&slot| &entry(slab, slot).id)
+            .collect();
+        assert!(
+            ids.windows(2)
+                .all(|w| cmp_ids(w[0], w[1]) == Ordering::Less),
+            "the sorted part is ordered by id"
+        );
     }
 
     fn len(&self) -> usize {
@@ -404,14 +407,9 @@ impl Group {
     }
 
     fn push(&mut self, slab: &mut Slab, slot: u32) {
-        if self.sorted {
-            self.later.insert(Later::new(&entry(slab, slot).id, slot));
-            entry_mut(slab, slot).place = IN_LATER;
-        } else {
-            let place = u32::try_from(self.run.len()).expect("fewer jobs than slots");
-            self.run.push(slot);
-            entry_mut(slab, slot).place = place;
-        }
+        let place = u32::try_from(self.run.len()).expect("fewer jobs than slots");
+        self.run.push(slot);
+        entry_mut(slab, slot).place = place;
         self.debug_check(slab);
     }
 
@@ -438,7 +436,11 @@ impl Group {
             return;
         }
         let mut w = 0;
+        let mut sorted = 0;
         for r in self.head..self.run.len() {
+            if r == self.sorted {
+                sorted = w;
+            }
             let slot = self.run[r];
             if slot != TOMB {
                 self.run[w] = slot;
@@ -446,20 +448,50 @@ impl Group {
                 w += 1;
             }
         }
+        if self.sorted == self.run.len() {
+            sorted = w;
+        }
         self.run.truncate(w);
         if self.run.capacity() > 4 * w + 16 {
             self.run.shrink_to_fit();
         }
         self.head = 0;
+        self.sorted = sorted;
         self.dead = 0;
     }
 
-    /// Sorts the run by id, dropping its tombstones.
+    /// Orders the jobs appended since the last read: few next to the sorted part, into
+    /// `later` (O(log n) each); otherwise, the whole group is sorted again into the run
+    /// (O(n log n), paid for by the at least n/2 jobs appended or in `later`).
+    fn settle(&mut self, slab: &mut Slab) {
+        let appended = self.run.len() - self.sorted;
+        if appended == 0 {
+            return;
+        }
+        if appended + self.later.len() >= self.sorted - self.head {
+            self.sort(slab);
+            return;
+        }
+        for r in self.sorted..self.run.len() {
+            let slot = self.run[r];
+            if slot == TOMB {
+                self.dead -= 1;
+            } else {
+                self.later.insert(Later::new(&entry(slab, slot).id, slot));
+                entry_mut(slab, slot).place = IN_LATER;
+            }
+        }
+        self.run.truncate(self.sorted);
+    }
+
+    /// Sorts the whole group by id into the run, dropping its tombstones.
     fn sort(&mut self, slab: &mut Slab) {
+        let later = std::mem::take(&mut self.later);
         let mut keyed: Vec<(u128, u32)> = self.run[self.head..]
             .iter()
             .filter(|&&slot| slot != TOMB)
             .map(|&slot| (prefix(&entry(slab, slot).id), slot))
+            .chain(later.into_iter().map(|l| (l.prefix, l.slot)))
             .collect();
         keyed.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0)
@@ -471,15 +503,13 @@ impl Group {
             entry_mut(slab, slot).place = place as u32;
         }
         self.head = 0;
+        self.sorted = self.run.len();
         self.dead = 0;
-        self.sorted = true;
     }
 
     /// Appends the first `limit` jobs of the group, by id, to `out`.
     fn take(&mut self, slab: &mut Slab, limit: usize, out: &mut Vec<u32>) {
-        if !self.sorted {
-            self.sort(slab);
-        }
+        self.settle(slab);
         let end = out.len().saturating_add(limit);
         let mut r = self.head;
         let mut tombs = 0;
@@ -575,8 +605,8 @@ impl Index {
                         *bucket = Bucket::Many(Box::new(Group {
                             run: vec![first, slot],
                             head: 0,
+                            sorted: 0,
                             dead: 0,
-                            sorted: false,
                             later: BTreeSet::new(),
                         }));
                         entry_mut(slab, first).place = 0;
