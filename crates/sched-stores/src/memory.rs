@@ -52,8 +52,8 @@ use crate::{JobStore, QuarantinedJob, StoreError};
 /// It holds any job, closures and trigger objects included. Adding a job costs O(1)
 /// amortized when jobs are due at its instant already and O(log n) otherwise; updating,
 /// advancing and removing a job cost O(log n) amortized, finding the next run time
-/// O(log n), and taking `k` due jobs O(log n + k) amortized (the jobs due at one instant
-/// are sorted by id the first time they are read in order; see the module docs for the
+/// O(log n), and taking `k` due jobs O(log n + k) amortized (jobs added at one instant are
+/// ordered by id when that instant is next read in order; see the module docs for the
 /// layout). [`advance_job`](JobStore::advance_job) changes the stored time and the index
 /// in place, without matching the shared options again or moving a whole job in. Each call
 /// holds a lock only for the map and index operations and completes in its first poll, so
