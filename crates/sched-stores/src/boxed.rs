@@ -17,6 +17,11 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 trait DynJobStore: Send + Sync + 'static {
     fn add_job(&self, job: Job) -> BoxFuture<'_, Result<(), StoreError>>;
     fn update_job(&self, job: Job) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn advance_job<'a>(
+        &'a self,
+        job: &'a Job,
+        next_run_time: Option<DateTime<Utc>>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     fn remove_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<(), StoreError>>;
     fn remove_all_jobs(&self) -> BoxFuture<'_, Result<(), StoreError>>;
     fn lookup_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<Option<Job>, StoreError>>;
@@ -45,6 +50,13 @@ impl<S: JobStore> DynJobStore for S {
     }
     fn update_job(&self, job: Job) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(JobStore::update_job(self, job))
+    }
+    fn advance_job<'a>(
+        &'a self,
+        job: &'a Job,
+        next_run_time: Option<DateTime<Utc>>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(JobStore::advance_job(self, job, next_run_time))
     }
     fn remove_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(JobStore::remove_job(self, id))
@@ -134,6 +146,13 @@ impl JobStore for BoxJobStore {
     }
     fn update_job(&self, job: Job) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.0.update_job(job)
+    }
+    async fn advance_job(
+        &self,
+        job: &Job,
+        next_run_time: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.0.advance_job(job, next_run_time).await
     }
     async fn remove_job(&self, id: &JobId) -> Result<(), StoreError> {
         self.0.remove_job(id).await

@@ -8,7 +8,9 @@
 //! and checks that they are quarantined, never lost.
 //!
 //! [`run`] checks: add and lookup (every field back), id conflicts (the stored job left
-//! unchanged), update and the index following it, remove and remove all, due-job ordering by
+//! unchanged), update and the index following it, advance (the index following the new run
+//! time, `None` pausing, a quarantined job staying so, a missing id), remove and remove
+//! all, due-job ordering by
 //! `(next_run_time, id)` with paused jobs left out, the limit and the inclusive bound, the
 //! next run time, the order of all jobs, ids compared byte-wise, batches (`add_jobs`: all or
 //! nothing, a repeated id, more than one chunk), quarantine (left out of due jobs, next run
@@ -66,6 +68,7 @@ where
     add_and_lookup(&new_store().await, &trigger).await;
     add_conflict(&new_store().await, &trigger).await;
     update(&new_store().await, &trigger).await;
+    advance(&new_store().await, &trigger).await;
     remove(&new_store().await, &trigger).await;
     remove_all(&new_store().await, &trigger).await;
     due_ordering(&new_store().await, &trigger).await;
@@ -337,6 +340,107 @@ async fn update(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
         .expect("update: pause a");
     let due = store.due_jobs(t(59), 10).await.expect("due");
     assert_eq!(ids(&due), ["b"], "update: a paused job is no longer due");
+}
+
+async fn advance(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    let err = store
+        .advance_job(&job("a", Some(t(1)), trigger), Some(t(2)))
+        .await
+        .expect_err("advance: advancing a missing job fails");
+    assert_eq!(
+        err.kind(),
+        StoreErrorKind::NotFound,
+        "advance: kind ({err})"
+    );
+    for (name, minute) in [("a", 1), ("b", 2), ("c", 3)] {
+        store
+            .add_job(job(name, Some(t(minute)), trigger))
+            .await
+            .expect("advance: add");
+    }
+    let a = store
+        .due_jobs(t(1), 1)
+        .await
+        .expect("due")
+        .pop()
+        .expect("advance: a is due");
+    store
+        .advance_job(&a, Some(t(4)))
+        .await
+        .expect("advance: a to minute 4");
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(
+        ids(&due),
+        ["b", "c", "a"],
+        "advance: the index follows the new next run time"
+    );
+    assert_eq!(
+        due[2].next_run_time,
+        Some(t(4)),
+        "advance: the new time is stored"
+    );
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(2)),
+        "advance: the next run time follows"
+    );
+    let c = due[1].clone();
+    store
+        .advance_job(&c, Some(t(1)))
+        .await
+        .expect("advance: c to minute 1");
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(1)),
+        "advance: an earlier time is the next run time"
+    );
+    let b = due[0].clone();
+    store.advance_job(&b, None).await.expect("advance: pause b");
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(ids(&due), ["c", "a"], "advance: None pauses");
+    let all = store.all_jobs().await.expect("all");
+    assert_eq!(
+        ids(&all),
+        ["c", "a", "b"],
+        "advance: a paused job is listed last"
+    );
+    let paused = store
+        .lookup_job(&id("b"))
+        .await
+        .expect("lookup")
+        .expect("advance: a paused job is kept");
+    assert_eq!(paused.next_run_time, None, "advance: paused");
+    store
+        .advance_job(&paused, Some(t(2)))
+        .await
+        .expect("advance: resume b");
+    store
+        .quarantine_job(&id("c"), "test")
+        .await
+        .expect("advance: quarantine c");
+    store
+        .advance_job(&c, Some(t(0)))
+        .await
+        .expect("advance: a quarantined job can be advanced");
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(
+        ids(&due),
+        ["b", "a"],
+        "advance: a quarantined job stays quarantined"
+    );
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(2)),
+        "advance: a quarantined job does not count for the next run time"
+    );
+    let released = store.release_job(&id("c")).await.expect("advance: release");
+    assert_eq!(
+        released.next_run_time,
+        Some(t(0)),
+        "advance: released with the time it was advanced to"
+    );
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(ids(&due), ["c", "b", "a"], "advance: released");
 }
 
 async fn remove(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {

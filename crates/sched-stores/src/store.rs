@@ -56,6 +56,37 @@ pub trait JobStore: Send + Sync + 'static {
     /// A write: if dropped before completion, the job is either fully written or untouched.
     fn update_job(&self, job: Job) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Sets the next run time of a job, as [`update_job`](JobStore::update_job) with
+    /// `job` changed in that one field would: the job moves in the order of
+    /// [`due_jobs`](JobStore::due_jobs) and [`next_run_time`](JobStore::next_run_time),
+    /// `None` pauses it, and a quarantined job stays quarantined.
+    ///
+    /// Use it where a job read from the store (by [`due_jobs`](JobStore::due_jobs) or
+    /// [`lookup_job`](JobStore::lookup_job)) only needs a new run time, as the dispatcher
+    /// does for each fire: a store may then change the time alone, in place, instead of
+    /// writing the whole job again. `job` should be the job as stored: a store may write
+    /// its other fields again (the default does) or keep the stored ones (the memory store
+    /// does), so use [`update_job`](JobStore::update_job) to change anything else.
+    ///
+    /// The default clones `job`, sets the time and calls
+    /// [`update_job`](JobStore::update_job).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when no job has that id; otherwise as
+    /// [`update_job`](JobStore::update_job).
+    ///
+    /// # Cancel safety
+    /// A write: if dropped before completion, the job is either fully written or untouched.
+    fn advance_job(
+        &self,
+        job: &Job,
+        next_run_time: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let mut job = job.clone();
+        job.next_run_time = next_run_time;
+        self.update_job(job)
+    }
+
     /// Removes a job.
     ///
     /// # Errors

@@ -253,6 +253,13 @@ impl JobStore for BoxLeaseStore {
     fn update_job(&self, job: Job) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.jobs.update_job(job)
     }
+    async fn advance_job(
+        &self,
+        job: &Job,
+        next_run_time: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.jobs.advance_job(job, next_run_time).await
+    }
     fn remove_job(&self, id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.jobs.remove_job(id)
     }
