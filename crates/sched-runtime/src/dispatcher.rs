@@ -286,9 +286,7 @@ async fn fire(
             // A trigger that panics would panic again: pause the job rather than spin.
             let message = format!("trigger {}", panic_message(&*payload));
             tracing::error!(job_id = %job.id, store = store_name, "{message}; job paused");
-            let mut paused = job.clone();
-            paused.next_run_time = None;
-            match store.update_job(paused).await {
+            match store.advance_job(&job, None).await {
                 Ok(()) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -305,12 +303,10 @@ async fn fire(
     };
     let plan = plan(&bl.due, now, job.misfire_grace_time, job.coalesce);
 
-    // The schedule moves on in the store before any run starts. The job's fields are
-    // shared (`Arc`s), so the copy written back costs a few reference counts.
+    // The schedule moves on in the store before any run starts: only the time changes
+    // (`advance_job`), so a store need not write the whole job again.
     if bl.next.is_some() {
-        let mut advanced = job.clone();
-        advanced.next_run_time = bl.next;
-        match store.update_job(advanced).await {
+        match store.advance_job(&job, bl.next).await {
             Ok(()) => {}
             Err(StoreError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
