@@ -68,7 +68,6 @@ use sched_core::jitter::jittered;
 use sched_core::job::{Job, TaskRef};
 use sched_stores::{BoxJobStore, JobStore, StoreError};
 use serde_json::Value;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -77,7 +76,7 @@ use crate::Executor;
 use crate::backlog::{backlog, plan};
 use crate::clock::WallTimer;
 use crate::cluster::FireHook;
-use crate::scheduler::{AWAKE, PAUSED, SchedulerState, Shared, wall_nanos};
+use crate::scheduler::{AWAKE, InstanceGuard, PAUSED, SchedulerState, Shared, wall_nanos};
 use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
 
 /// Due jobs fetched and processed per store call and per hold of the ops lock.
@@ -424,7 +423,7 @@ fn submit_resolved(
         failed(format!("executor {:?} does not exist", job.executor));
         return true;
     };
-    let Some(permit) = sh.try_acquire_instance(job) else {
+    let Some(instance) = sh.try_acquire_instance(job) else {
         tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
         metrics.refused();
         sh.emit(Event::Submission(JobSubmissionEvent::new(
@@ -456,7 +455,7 @@ fn submit_resolved(
         executor,
         times,
         start_at,
-        (permit, running),
+        (instance, running),
         hook,
     );
     launches.push(launch);
@@ -518,28 +517,29 @@ pub(crate) struct Launch {
     run: Run,
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
-    permit: OwnedSemaphorePermit,
+    /// The run's place under the job's `max_instances`.
+    instance: InstanceGuard,
     span: tracing::Span,
     /// Where each time's outcome goes (the fires of a cluster store).
     hook: Option<FireHook>,
 }
 
 impl Launch {
-    /// Spawns the runs. The `max_instances` permit moves into the task's future, so it is
-    /// released however the runs end: success, error, panic (caught), timeout or
-    /// cancellation.
+    /// Spawns the runs. The `max_instances` count moves into the task's future, so it is
+    /// released however the runs end: success, error, panic (caught), timeout,
+    /// cancellation, or the future dropped.
     fn spawn(self) {
         let Launch {
             run,
             times,
             start_at,
-            permit,
+            instance,
             span,
             hook,
         } = self;
         let tracker = run.sh.tracker.clone();
         let fut = async move {
-            let permit = permit;
+            let instance = instance;
             // The delay is measured from now, so a late dispatch is not made later still.
             let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
             if let Some(delay) = delay.filter(|d| !d.is_zero()) {
@@ -554,9 +554,7 @@ impl Launch {
                     hook.finished(scheduled, &result);
                 }
             }
-            drop(permit);
-            let Run { sh, id, store, .. } = run;
-            sh.release_instance((store, id));
+            drop(instance);
         };
         tracker.spawn(fut.instrument(span));
     }
@@ -571,7 +569,7 @@ fn prepare_run(
     executor: Executor,
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
-    (permit, running): (OwnedSemaphorePermit, crate::metrics::Running),
+    (instance, running): (InstanceGuard, crate::metrics::Running),
     hook: Option<FireHook>,
 ) -> Launch {
     let first = times.first().copied();
@@ -609,7 +607,7 @@ fn prepare_run(
         run,
         times,
         start_at,
-        permit,
+        instance,
         span,
         hook,
     }
