@@ -303,6 +303,23 @@ pub(crate) struct InstanceGuard {
     key: InstanceKey,
 }
 
+impl InstanceGuard {
+    /// The scheduler the run belongs to.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.sh
+    }
+
+    /// The job's store.
+    pub(crate) fn store(&self) -> &Arc<str> {
+        &self.key.0
+    }
+
+    /// The job's id.
+    pub(crate) fn id(&self) -> &JobId {
+        &self.key.1
+    }
+}
+
 impl Drop for InstanceGuard {
     fn drop(&mut self) {
         let mut map = self

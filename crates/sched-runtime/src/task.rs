@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
@@ -23,8 +23,41 @@ pub struct JobContext {
     pub(crate) store: Arc<str>,
     pub(crate) scheduled_run_time: DateTime<Utc>,
     pub(crate) attempt: u32,
-    pub(crate) cancel: CancellationToken,
+    pub(crate) cancel: Arc<AttemptCancel>,
     pub(crate) args: Value,
+}
+
+/// The cancellation of one attempt, shared by its context's clones. The token a task sees
+/// is a child of the run's parent token (the scheduler's, or a cluster node's), so a task
+/// that cancels it cancels nothing else; it is made at the first request for it, from the
+/// task or from the attempt's timeout, so a run that never asks for it costs no child
+/// (making one locks the parent, and so does dropping it). A child made after the parent
+/// was cancelled is born cancelled, so shutdown reaches a token asked for late as well.
+#[derive(Debug)]
+pub(crate) struct AttemptCancel {
+    parent: CancellationToken,
+    token: OnceLock<CancellationToken>,
+}
+
+impl AttemptCancel {
+    /// The cancellation of an attempt whose runs stop when `parent` is cancelled.
+    pub(crate) fn new(parent: CancellationToken) -> AttemptCancel {
+        AttemptCancel {
+            parent,
+            token: OnceLock::new(),
+        }
+    }
+
+    /// The attempt's token, made now if this is the first request.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        self.token.get_or_init(|| self.parent.child_token())
+    }
+
+    /// Cancels the attempt's token (made now if nobody asked for it yet, so a request
+    /// after this still sees it cancelled).
+    pub(crate) fn cancel(&self) {
+        self.token().cancel();
+    }
 }
 
 impl JobContext {
@@ -61,7 +94,7 @@ impl JobContext {
     /// dropped at their next `.await` then; code that blocks should check
     /// [`is_cancelled`](CancellationToken::is_cancelled) now and then.
     pub fn cancellation_token(&self) -> &CancellationToken {
-        &self.cancel
+        self.cancel.token()
     }
 
     /// The job's arguments as JSON (a registered task gets them deserialized as well).
@@ -236,7 +269,7 @@ mod tests {
             store: "default".into(),
             scheduled_run_time: scheduled,
             attempt: 2,
-            cancel: CancellationToken::new(),
+            cancel: Arc::new(AttemptCancel::new(CancellationToken::new())),
             args: Value::Null,
         };
         assert_eq!(ctx.idempotency_key(), "report@1795500000123456");
