@@ -77,7 +77,7 @@ use crate::backlog::{backlog, plan};
 use crate::clock::WallTimer;
 use crate::cluster::FireHook;
 use crate::scheduler::{AWAKE, InstanceGuard, PAUSED, SchedulerState, Shared, wall_nanos};
-use crate::task::{AttemptCancel, JobContext, TaskFn, TaskResult, panic_message};
+use crate::task::{AttemptCancel, CancelParent, JobContext, TaskFn, TaskResult, panic_message};
 
 /// Due jobs fetched and processed per store call and per hold of the ops lock.
 pub(crate) const BATCH: usize = 1024;
@@ -544,7 +544,7 @@ impl Launch {
                 let sleep = Box::pin(tokio::time::sleep(delay));
                 tokio::select! {
                     _ = sleep => {}
-                    _ = run.cancel.cancelled() => {}
+                    _ = run.cancel().cancelled() => {}
                 }
             }
             for scheduled in times {
@@ -600,9 +600,7 @@ fn prepare_run(
         task,
         executor,
         running,
-        cancel: hook
-            .as_ref()
-            .map_or_else(|| sh.run_cancel.clone(), FireHook::cancel_parent),
+        node_cancel: hook.as_ref().map(FireHook::cancel_parent),
     };
     Launch {
         run,
@@ -625,8 +623,9 @@ struct Run {
     executor: Executor,
     /// Counts the submission as running while it lives; holds the metric handles.
     running: crate::metrics::Running,
-    /// The parent of each attempt's token: the scheduler's, or a cluster node's.
-    cancel: CancellationToken,
+    /// The parent of each attempt's token when it is a cluster node's; `None`: the
+    /// scheduler's, not cloned (see [`CancelParent`]).
+    node_cancel: Option<CancellationToken>,
 }
 
 impl Run {
@@ -640,6 +639,13 @@ impl Run {
 
     fn store(&self) -> &str {
         self.instance.store()
+    }
+
+    /// The parent of each attempt's token: the scheduler's, or a cluster node's.
+    fn cancel(&self) -> &CancellationToken {
+        self.node_cancel
+            .as_ref()
+            .unwrap_or(&self.instance.shared().run_cancel)
     }
 
     /// Runs the task for one scheduled time, with retries, reporting each attempt's end;
@@ -696,7 +702,7 @@ impl Run {
             let sleep = Box::pin(tokio::time::sleep(wait));
             tokio::select! {
                 _ = sleep => {}
-                _ = self.cancel.cancelled() => return Err(failure),
+                _ = self.cancel().cancelled() => return Err(failure),
             }
         }
         Ok(())
@@ -716,13 +722,17 @@ impl Run {
     /// and when it started (the attempt's duration is measured only where reported).
     async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Instant) {
         let started = Instant::now();
-        if self.cancel.is_cancelled() {
+        if self.cancel().is_cancelled() {
             let failure = JobFailure::new(FailureKind::Cancelled, "cancelled before it started");
             return (Err(failure), started);
         }
-        // The task's token is a child of `self.cancel`, made only if asked for (see
+        // The task's token is a child of `self.cancel()`, made only if asked for (see
         // `AttemptCancel`); the attempt itself waits on the parent.
-        let cancel = Arc::new(AttemptCancel::new(self.cancel.clone()));
+        let parent = match &self.node_cancel {
+            Some(token) => CancelParent::Node(token.clone()),
+            None => CancelParent::Scheduler(self.sh().clone()),
+        };
+        let cancel = Arc::new(AttemptCancel::new(parent));
         let ctx = JobContext {
             job_id: self.id().clone(),
             store: self.instance.store().clone(),
@@ -739,12 +749,12 @@ impl Run {
             None => tokio::select! {
                 biased;
                 r = run => r,
-                _ = self.cancel.cancelled() => Err(cancelled()),
+                _ = self.cancel().cancelled() => Err(cancelled()),
             },
             Some(limit) => tokio::select! {
                 biased;
                 r = run => r,
-                _ = self.cancel.cancelled() => Err(cancelled()),
+                _ = self.cancel().cancelled() => Err(cancelled()),
                 // Boxed, as the other timers of a run (see the jitter delay).
                 _ = Box::pin(tokio::time::sleep(limit)) => {
                     cancel.cancel();

@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::scheduler::Shared;
+
 /// What a task is handed for each run.
 #[derive(Clone, Debug)]
 pub struct JobContext {
@@ -33,15 +35,40 @@ pub struct JobContext {
 /// task or from the attempt's timeout, so a run that never asks for it costs no child
 /// (making one locks the parent, and so does dropping it). A child made after the parent
 /// was cancelled is born cancelled, so shutdown reaches a token asked for late as well.
-#[derive(Debug)]
 pub(crate) struct AttemptCancel {
-    parent: CancellationToken,
+    parent: CancelParent,
     token: OnceLock<CancellationToken>,
+}
+
+/// The token an attempt's token is a child of.
+pub(crate) enum CancelParent {
+    /// The scheduler's (`Shared::run_cancel`), reached through the scheduler: cloning a
+    /// `CancellationToken` locks it (and dropping the clone again), an `Arc` does not.
+    Scheduler(Arc<Shared>),
+    /// A cluster node's.
+    Node(CancellationToken),
+}
+
+impl CancelParent {
+    fn token(&self) -> &CancellationToken {
+        match self {
+            CancelParent::Scheduler(sh) => &sh.run_cancel,
+            CancelParent::Node(token) => token,
+        }
+    }
+}
+
+impl fmt::Debug for AttemptCancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptCancel")
+            .field("token", &self.token.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AttemptCancel {
     /// The cancellation of an attempt whose runs stop when `parent` is cancelled.
-    pub(crate) fn new(parent: CancellationToken) -> AttemptCancel {
+    pub(crate) fn new(parent: CancelParent) -> AttemptCancel {
         AttemptCancel {
             parent,
             token: OnceLock::new(),
@@ -50,7 +77,7 @@ impl AttemptCancel {
 
     /// The attempt's token, made now if this is the first request.
     pub(crate) fn token(&self) -> &CancellationToken {
-        self.token.get_or_init(|| self.parent.child_token())
+        self.token.get_or_init(|| self.parent.token().child_token())
     }
 
     /// Cancels the attempt's token (made now if nobody asked for it yet, so a request
@@ -269,7 +296,9 @@ mod tests {
             store: "default".into(),
             scheduled_run_time: scheduled,
             attempt: 2,
-            cancel: Arc::new(AttemptCancel::new(CancellationToken::new())),
+            cancel: Arc::new(AttemptCancel::new(CancelParent::Node(
+                CancellationToken::new(),
+            ))),
             args: Value::Null,
         };
         assert_eq!(ctx.idempotency_key(), "report@1795500000123456");
