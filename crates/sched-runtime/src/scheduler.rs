@@ -177,7 +177,7 @@ impl SchedulerBuilder {
             .entry(DEFAULT.to_owned())
             .or_insert_with(Executor::tokio);
         let (state, _) = watch::channel(SchedulerState::Stopped);
-        let mut tasks = HashMap::new();
+        let mut tasks = TaskRegistry::default();
         tasks.insert(
             crate::COMMAND_TASK.to_owned(),
             TaskFn::named(crate::command::run_command),
@@ -286,6 +286,10 @@ impl fmt::Debug for Scheduler {
     }
 }
 
+/// The registered tasks by name, hashed with foldhash: a named job's task is looked up at
+/// every fire.
+pub(crate) type TaskRegistry = HashMap<String, TaskFn, foldhash::fast::RandomState>;
+
 /// A job's key in the `max_instances` table: its store and id.
 pub(crate) type InstanceKey = (Arc<str>, JobId);
 
@@ -358,7 +362,7 @@ pub(crate) struct Shared {
     pub(crate) rng: Rng,
     /// The stores that are shared with other nodes (see the `cluster` module).
     pub(crate) clusters: crate::cluster::Clusters,
-    pub(crate) tasks: RwLock<HashMap<String, TaskFn>>,
+    pub(crate) tasks: RwLock<TaskRegistry>,
     pub(crate) events: EventBus,
     pub(crate) state: watch::Sender<SchedulerState>,
     /// Serializes job writes: handle operations and the dispatcher's processing of a batch

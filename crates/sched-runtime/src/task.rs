@@ -1,6 +1,7 @@
 //! What a job runs: registered tasks and closures, the [`JobContext`] they receive, and the
 //! one erased form the dispatcher calls.
 
+use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -181,8 +182,14 @@ impl TaskFn {
         R: Serialize + 'static,
         E: fmt::Display + 'static,
     {
-        let check: ArgsCheck =
-            Arc::new(|args: &Value| A::deserialize(args).map(drop).map_err(|e| e.to_string()));
+        // Arguments taken as JSON accept any: no check, and no deserialization at each fire.
+        let check: Option<ArgsCheck> = if TypeId::of::<A>() == TypeId::of::<Value>() {
+            None
+        } else {
+            Some(Arc::new(|args: &Value| {
+                A::deserialize(args).map(drop).map_err(|e| e.to_string())
+            }))
+        };
         let call = Arc::new(move |ctx: JobContext| {
             let args = match serde_json::from_value::<A>(ctx.args.clone()) {
                 Ok(args) => args,
@@ -197,7 +204,7 @@ impl TaskFn {
             let fut = f(ctx, args);
             Box::pin(async move { into_task_result(fut.await) }) as BoxTaskFuture
         });
-        TaskFn(call, Some(check))
+        TaskFn(call, check)
     }
 
     /// A closure task.
