@@ -496,6 +496,7 @@ impl Shared {
             key: (job.store.clone(), job.id.clone()),
         })
     }
+
     /// Finds a job in any store: its store's name and the job.
     async fn find(&self, id: &JobId) -> Result<Option<(String, Job)>, SchedulerError> {
         for (name, store) in self.stores().iter() {
