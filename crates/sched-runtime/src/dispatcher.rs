@@ -68,7 +68,6 @@ use sched_core::jitter::jittered;
 use sched_core::job::{Job, TaskRef};
 use sched_stores::{BoxJobStore, JobStore, StoreError};
 use serde_json::Value;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -77,8 +76,8 @@ use crate::Executor;
 use crate::backlog::{backlog, plan};
 use crate::clock::WallTimer;
 use crate::cluster::FireHook;
-use crate::scheduler::{AWAKE, PAUSED, SchedulerState, Shared, wall_nanos};
-use crate::task::{JobContext, TaskFn, TaskResult, panic_message};
+use crate::scheduler::{AWAKE, InstanceGuard, PAUSED, SchedulerState, Shared, wall_nanos};
+use crate::task::{AttemptCancel, CancelParent, JobContext, TaskFn, TaskResult, panic_message};
 
 /// Due jobs fetched and processed per store call and per hold of the ops lock.
 pub(crate) const BATCH: usize = 1024;
@@ -420,7 +419,7 @@ fn submit_resolved(
         failed(format!("executor {:?} does not exist", job.executor));
         return true;
     };
-    let Some(permit) = sh.try_acquire_instance(job) else {
+    let Some(instance) = sh.try_acquire_instance(job) else {
         tracing::warn!(job_id = %job.id, max_instances = job.max_instances, "run refused: maximum number of running instances reached");
         metrics.refused();
         sh.emit(Event::Submission(JobSubmissionEvent::new(
@@ -452,7 +451,7 @@ fn submit_resolved(
         executor,
         times,
         start_at,
-        (permit, running),
+        (instance, running),
         hook,
     );
     launches.push(launch);
@@ -514,34 +513,34 @@ pub(crate) struct Launch {
     run: Run,
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
-    permit: OwnedSemaphorePermit,
     span: tracing::Span,
     /// Where each time's outcome goes (the fires of a cluster store).
     hook: Option<FireHook>,
 }
 
 impl Launch {
-    /// Spawns the runs. The `max_instances` permit moves into the task's future, so it is
-    /// released however the runs end: success, error, panic (caught), timeout or
-    /// cancellation.
+    /// Spawns the runs. The `max_instances` count moves into the task's future (in the
+    /// [`Run`]), so it is released however the runs end: success, error, panic (caught),
+    /// timeout, cancellation, or the future dropped.
     fn spawn(self) {
         let Launch {
             run,
             times,
             start_at,
-            permit,
             span,
             hook,
         } = self;
-        let tracker = run.sh.tracker.clone();
+        let tracker = run.sh().tracker.clone();
         let fut = async move {
-            let permit = permit;
             // The delay is measured from now, so a late dispatch is not made later still.
-            let delay = start_at.and_then(|t| (t - run.sh.clock.now()).to_std().ok());
+            let delay = start_at.and_then(|t| (t - run.sh().clock.now()).to_std().ok());
             if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+                // Boxed: only jittered jobs wait here, and the timer would make every
+                // run's future larger.
+                let sleep = Box::pin(tokio::time::sleep(delay));
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = run.cancel.cancelled() => {}
+                    _ = sleep => {}
+                    _ = run.cancel().cancelled() => {}
                 }
             }
             for scheduled in times {
@@ -550,11 +549,13 @@ impl Launch {
                     hook.finished(scheduled, &result);
                 }
             }
-            drop(permit);
-            let Run { sh, id, store, .. } = run;
-            sh.release_instance((store, id));
         };
-        tracker.spawn(fut.instrument(span));
+        // The span wrapper only where a subscriber wants the span.
+        if span.is_disabled() {
+            tracker.spawn(fut);
+        } else {
+            tracker.spawn(fut.instrument(span));
+        }
     }
 }
 
@@ -567,7 +568,7 @@ fn prepare_run(
     executor: Executor,
     times: Vec<DateTime<Utc>>,
     start_at: Option<DateTime<Utc>>,
-    (permit, running): (OwnedSemaphorePermit, crate::metrics::Running),
+    (instance, running): (InstanceGuard, crate::metrics::Running),
     hook: Option<FireHook>,
 ) -> Launch {
     let first = times.first().copied();
@@ -585,9 +586,7 @@ fn prepare_run(
         span.record("lateness_ms", (sh.clock.now() - first).num_milliseconds());
     }
     let run = Run {
-        sh: sh.clone(),
-        id: job.id.clone(),
-        store: job.store.clone(),
+        instance,
         args: match &job.task {
             TaskRef::Named { args, .. } => args.clone(),
             _ => Value::Null,
@@ -597,15 +596,12 @@ fn prepare_run(
         task,
         executor,
         running,
-        cancel: hook
-            .as_ref()
-            .map_or_else(|| sh.run_cancel.clone(), FireHook::cancel_parent),
+        node_cancel: hook.as_ref().map(FireHook::cancel_parent),
     };
     Launch {
         run,
         times,
         start_at,
-        permit,
         span,
         hook,
     }
@@ -613,9 +609,9 @@ fn prepare_run(
 
 /// What one submission needs to run its times.
 struct Run {
-    sh: Arc<Shared>,
-    id: sched_core::job::JobId,
-    store: Arc<str>,
+    /// The run's place under the job's `max_instances`, released when the run is dropped;
+    /// also the scheduler, the job's store and its id.
+    instance: InstanceGuard,
     args: Value,
     timeout: Option<Duration>,
     retry: Option<sched_core::job::RetryPolicy>,
@@ -623,35 +619,56 @@ struct Run {
     executor: Executor,
     /// Counts the submission as running while it lives; holds the metric handles.
     running: crate::metrics::Running,
-    /// The parent of each attempt's token: the scheduler's, or a cluster node's.
-    cancel: CancellationToken,
+    /// The parent of each attempt's token when it is a cluster node's; `None`: the
+    /// scheduler's, not cloned (see [`CancelParent`]).
+    node_cancel: Option<CancellationToken>,
 }
 
 impl Run {
+    fn sh(&self) -> &Arc<Shared> {
+        self.instance.shared()
+    }
+
+    fn id(&self) -> &sched_core::job::JobId {
+        self.instance.id()
+    }
+
+    fn store(&self) -> &str {
+        self.instance.store()
+    }
+
+    /// The parent of each attempt's token: the scheduler's, or a cluster node's.
+    fn cancel(&self) -> &CancellationToken {
+        self.node_cancel
+            .as_ref()
+            .unwrap_or(&self.instance.shared().run_cancel)
+    }
+
     /// Runs the task for one scheduled time, with retries, reporting each attempt's end;
     /// the last attempt's failure, if it failed.
     async fn run(&self, scheduled: DateTime<Utc>) -> Result<(), JobFailure> {
         let max_attempts = self.retry.map_or(1, |r| r.max_attempts.max(1));
-        let lateness = (self.sh.clock.now() - scheduled)
+        let lateness = (self.sh().clock.now() - scheduled)
             .to_std()
             .unwrap_or_default();
         self.running.handles().late(lateness);
         for attempt in 1..=max_attempts {
-            let (result, duration) = self.attempt(scheduled, attempt).await;
+            let (result, started) = self.attempt(scheduled, attempt).await;
             let (event, failed) = match result {
                 // The hot path: skip building an event nobody listens to.
-                Ok(_) if !self.sh.events.wants(EventKind::JobExecuted) => return Ok(()),
+                Ok(_) if !self.sh().events.wants(EventKind::JobExecuted) => return Ok(()),
                 Ok(value) => (
                     JobExecutionEvent::executed(
-                        self.id.clone(),
-                        &*self.store,
+                        self.id().clone(),
+                        self.store(),
                         scheduled,
                         value,
-                        duration,
+                        started.elapsed(),
                     ),
                     None,
                 ),
                 Err(failure) => {
+                    let duration = started.elapsed();
                     self.running.handles().errored();
                     tracing::error!(error = %failure, scheduled = %scheduled, attempt, "job run failed");
                     let retry = attempt < max_attempts
@@ -660,8 +677,8 @@ impl Run {
                             FailureKind::Error | FailureKind::Panic | FailureKind::Timeout
                         );
                     let event = JobExecutionEvent::error(
-                        self.id.clone(),
-                        &*self.store,
+                        self.id().clone(),
+                        self.store(),
                         scheduled,
                         failure.clone(),
                         Some(duration),
@@ -669,16 +686,19 @@ impl Run {
                     (event, Some((failure, retry)))
                 }
             };
-            self.sh.emit(Event::Execution(event.with_attempt(attempt)));
+            self.sh()
+                .emit(Event::Execution(event.with_attempt(attempt)));
             let failure = match failed {
                 None => return Ok(()),
                 Some((failure, false)) => return Err(failure),
                 Some((failure, true)) => failure,
             };
             let wait = self.retry.map(|r| r.backoff(attempt)).unwrap_or_default();
+            // Boxed: only retried runs wait here (see the jitter delay).
+            let sleep = Box::pin(tokio::time::sleep(wait));
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.cancel.cancelled() => return Err(failure),
+                _ = sleep => {}
+                _ = self.cancel().cancelled() => return Err(failure),
             }
         }
         Ok(())
@@ -687,48 +707,60 @@ impl Run {
     /// Why this run's token was cancelled: the scheduler's shutdown, or (a cluster node's
     /// run) the node's registration lapsing, after which its fires may run elsewhere.
     fn cancel_reason(&self) -> &'static str {
-        if self.sh.run_cancel.is_cancelled() {
+        if self.sh().run_cancel.is_cancelled() {
             "cancelled at shutdown"
         } else {
             "cancelled: this node's registration lapsed, so the fire may run on another node"
         }
     }
 
-    /// One attempt: the task under its timeout and the shutdown token.
-    async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Duration) {
-        let cancel = self.cancel.child_token();
+    /// One attempt: the task under its timeout and the shutdown token. Returns its result
+    /// and when it started (the attempt's duration is measured only where reported).
+    async fn attempt(&self, scheduled: DateTime<Utc>, attempt: u32) -> (TaskResult, Instant) {
         let started = Instant::now();
-        if cancel.is_cancelled() {
+        if self.cancel().is_cancelled() {
             let failure = JobFailure::new(FailureKind::Cancelled, "cancelled before it started");
-            return (Err(failure), Duration::ZERO);
+            return (Err(failure), started);
         }
+        // The task's token is a child of `self.cancel()`, made only if asked for (see
+        // `AttemptCancel`); the attempt itself waits on the parent.
+        let parent = match &self.node_cancel {
+            Some(token) => CancelParent::Node(token.clone()),
+            None => CancelParent::Scheduler(self.sh().clone()),
+        };
+        let cancel = Arc::new(AttemptCancel::new(parent));
         let ctx = JobContext {
-            job_id: self.id.clone(),
-            store: self.store.clone(),
+            job_id: self.id().clone(),
+            store: self.instance.store().clone(),
             scheduled_run_time: scheduled,
             attempt,
             cancel: cancel.clone(),
             args: self.args.clone(),
         };
-        let fut = self.task.call(ctx);
-        let timeout = self.timeout;
-        let limit = async {
-            match timeout {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
+        let run = self.executor.run(self.task.call(ctx));
+        let cancelled = || JobFailure::new(FailureKind::Cancelled, self.cancel_reason());
+        // The run is polled first, so a task that finishes at once never touches the
+        // shutdown token's waiters or the timer.
+        let result = match self.timeout {
+            None => tokio::select! {
+                biased;
+                r = run => r,
+                _ = self.cancel().cancelled() => Err(cancelled()),
+            },
+            Some(limit) => tokio::select! {
+                biased;
+                r = run => r,
+                _ = self.cancel().cancelled() => Err(cancelled()),
+                // Boxed, as the other timers of a run (see the jitter delay).
+                _ = Box::pin(tokio::time::sleep(limit)) => {
+                    cancel.cancel();
+                    Err(JobFailure::new(
+                        FailureKind::Timeout,
+                        format!("timed out after {limit:?}"),
+                    ))
+                }
+            },
         };
-        let result = tokio::select! {
-            r = self.executor.run(fut) => r,
-            _ = cancel.cancelled() => Err(JobFailure::new(FailureKind::Cancelled, self.cancel_reason())),
-            _ = limit => {
-                cancel.cancel();
-                Err(JobFailure::new(
-                    FailureKind::Timeout,
-                    format!("timed out after {:?}", timeout.unwrap_or_default()),
-                ))
-            }
-        };
-        (result, started.elapsed())
+        (result, started)
     }
 }

@@ -70,26 +70,31 @@ impl Executor {
     pub(crate) async fn run(&self, fut: BoxTaskFuture) -> TaskResult {
         match &self.kind {
             Kind::Tokio => CatchUnwind(fut).await,
-            Kind::Blocking { workers, .. } => {
-                let Ok(worker) = workers.clone().acquire_owned().await else {
-                    return Err(JobFailure::new(FailureKind::Setup, "executor closed"));
-                };
-                let handle = tokio::runtime::Handle::current();
-                let joined = tokio::task::spawn_blocking(move || {
-                    let _worker = worker;
-                    handle.block_on(CatchUnwind(fut))
-                })
-                .await;
-                match joined {
-                    Ok(r) => r,
-                    Err(e) if e.is_panic() => Err(JobFailure::new(
-                        FailureKind::Panic,
-                        panic_message(&*e.into_panic()),
-                    )),
-                    Err(_) => Err(JobFailure::new(FailureKind::Cancelled, "cancelled")),
-                }
-            }
+            // Boxed: the wait for a worker and the thread's handle would otherwise make
+            // every run's future larger, the tokio executor's too.
+            Kind::Blocking { workers, .. } => Box::pin(run_blocking(workers.clone(), fut)).await,
         }
+    }
+}
+
+/// Drives `fut` on the blocking thread pool once one of `workers` is free.
+async fn run_blocking(workers: Arc<Semaphore>, fut: BoxTaskFuture) -> TaskResult {
+    let Ok(worker) = workers.acquire_owned().await else {
+        return Err(JobFailure::new(FailureKind::Setup, "executor closed"));
+    };
+    let handle = tokio::runtime::Handle::current();
+    let joined = tokio::task::spawn_blocking(move || {
+        let _worker = worker;
+        handle.block_on(CatchUnwind(fut))
+    })
+    .await;
+    match joined {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(JobFailure::new(
+            FailureKind::Panic,
+            panic_message(&*e.into_panic()),
+        )),
+        Err(_) => Err(JobFailure::new(FailureKind::Cancelled, "cancelled")),
     }
 }
 

@@ -15,7 +15,7 @@ use sched_core::{Trigger, Zone};
 use sched_stores::{BoxJobStore, JobStore, MemoryStore, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -179,7 +179,7 @@ impl SchedulerBuilder {
             .entry(DEFAULT.to_owned())
             .or_insert_with(Executor::tokio);
         let (state, _) = watch::channel(SchedulerState::Stopped);
-        let mut tasks = HashMap::new();
+        let mut tasks = TaskRegistry::default();
         tasks.insert(
             crate::COMMAND_TASK.to_owned(),
             TaskFn::named(crate::command::run_command),
@@ -203,7 +203,7 @@ impl SchedulerBuilder {
                 sleeping_until: AtomicI64::new(AWAKE),
                 pending: Mutex::new(PendingJobs::default()),
                 release_check: AtomicBool::new(true),
-                instances: Mutex::new(HashMap::new()),
+                instances: Mutex::new(HashMap::default()),
                 metrics: crate::metrics::MetricsCache::default(),
                 tracker: TaskTracker::new(),
                 run_cancel: CancellationToken::new(),
@@ -292,8 +292,59 @@ impl fmt::Debug for Scheduler {
 /// add and every fire, and std's SipHash cost more than the rest of the lookup.
 pub(crate) type Executors = HashMap<String, Executor, RandomState>;
 
+/// The registered tasks by name, hashed with foldhash: a named job's task is looked up at
+/// every fire.
+pub(crate) type TaskRegistry = HashMap<String, TaskFn, RandomState>;
+
 /// A job's key in the `max_instances` table: its store and id.
 pub(crate) type InstanceKey = (Arc<str>, JobId);
+
+/// A job's runs going, and the limit they were accepted under.
+struct Instances {
+    running: u32,
+    max: u32,
+}
+
+/// One run of a job counted against its `max_instances` (see
+/// [`Shared::try_acquire_instance`]); dropping it ends the count, and removes the job's
+/// entry when it was the last.
+pub(crate) struct InstanceGuard {
+    sh: Arc<Shared>,
+    key: InstanceKey,
+}
+
+impl InstanceGuard {
+    /// The scheduler the run belongs to.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.sh
+    }
+
+    /// The job's store.
+    pub(crate) fn store(&self) -> &Arc<str> {
+        &self.key.0
+    }
+
+    /// The job's id.
+    pub(crate) fn id(&self) -> &JobId {
+        &self.key.1
+    }
+}
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        let mut map = self
+            .sh
+            .instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.key) {
+            count.running -= 1;
+            if count.running == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Everything the handles and the dispatcher share.
 pub(crate) struct Shared {
@@ -311,7 +362,7 @@ pub(crate) struct Shared {
     pub(crate) rng: Rng,
     /// The stores that are shared with other nodes (see the `cluster` module).
     pub(crate) clusters: crate::cluster::Clusters,
-    pub(crate) tasks: RwLock<HashMap<String, TaskFn>>,
+    pub(crate) tasks: RwLock<TaskRegistry>,
     pub(crate) events: EventBus,
     pub(crate) state: watch::Sender<SchedulerState>,
     /// Serializes job writes: handle operations and the dispatcher's processing of a batch
@@ -327,8 +378,9 @@ pub(crate) struct Shared {
     /// Set by `register_task` (and at build): the dispatcher's next pass looks for
     /// quarantined jobs that can run now (see the `quarantine` module).
     pub(crate) release_check: AtomicBool,
-    /// `max_instances` semaphores of jobs with runs going, by (store, id), with their size.
-    instances: Mutex<HashMap<InstanceKey, (Arc<Semaphore>, u32)>>,
+    /// The `max_instances` counts of jobs with runs going, by (store, id); a job's entry
+    /// goes when its last run ends.
+    instances: Mutex<HashMap<InstanceKey, Instances, foldhash::fast::RandomState>>,
     /// Metric handles per (store, executor), registered at first use.
     pub(crate) metrics: crate::metrics::MetricsCache,
     pub(crate) tracker: TaskTracker,
@@ -424,35 +476,32 @@ impl Shared {
         }
     }
 
-    /// Takes a `max_instances` permit for a run of `job`, if one is free.
-    pub(crate) fn try_acquire_instance(&self, job: &Job) -> Option<OwnedSemaphorePermit> {
-        let mut map = self
-            .instances
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = (job.store.clone(), job.id.clone());
+    /// Counts a run of `job` against its `max_instances`, if the limit leaves room: the
+    /// returned guard holds the place until it is dropped, however the run ends.
+    ///
+    /// The limit a job's runs are counted against is fixed while any of them is going: a
+    /// changed `max_instances` applies from the first submission that finds none running.
+    pub(crate) fn try_acquire_instance(self: &Arc<Self>, job: &Job) -> Option<InstanceGuard> {
         let max = job.max_instances.max(1);
-        let entry = map
-            .entry(key)
-            .or_insert_with(|| (Arc::new(Semaphore::new(max as usize)), max));
-        // A changed limit applies once no run of the old one is going.
-        if entry.1 != max && entry.0.available_permits() == entry.1 as usize {
-            *entry = (Arc::new(Semaphore::new(max as usize)), max);
-        }
-        entry.0.clone().try_acquire_owned().ok()
-    }
-
-    /// Forgets a job's semaphore once no run holds a permit of it.
-    pub(crate) fn release_instance(&self, key: InstanceKey) {
         let mut map = self
             .instances
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some((sem, max)) = map.get(&key)
-            && sem.available_permits() == *max as usize
-        {
-            map.remove(&key);
+        let count = map
+            .entry((job.store.clone(), job.id.clone()))
+            .or_insert(Instances { running: 0, max });
+        if count.running == 0 {
+            count.max = max;
         }
+        if count.running >= count.max {
+            return None;
+        }
+        count.running += 1;
+        drop(map);
+        Some(InstanceGuard {
+            sh: self.clone(),
+            key: (job.store.clone(), job.id.clone()),
+        })
     }
 
     /// Finds a job in any store: its store's name and the job.

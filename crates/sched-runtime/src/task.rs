@@ -1,11 +1,12 @@
 //! What a job runs: registered tasks and closures, the [`JobContext`] they receive, and the
 //! one erased form the dispatcher calls.
 
+use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::scheduler::Shared;
+
 /// What a task is handed for each run.
 #[derive(Clone, Debug)]
 pub struct JobContext {
@@ -23,8 +26,66 @@ pub struct JobContext {
     pub(crate) store: Arc<str>,
     pub(crate) scheduled_run_time: DateTime<Utc>,
     pub(crate) attempt: u32,
-    pub(crate) cancel: CancellationToken,
+    pub(crate) cancel: Arc<AttemptCancel>,
     pub(crate) args: Value,
+}
+
+/// The cancellation of one attempt, shared by its context's clones. The token a task sees
+/// is a child of the run's parent token (the scheduler's, or a cluster node's), so a task
+/// that cancels it cancels nothing else; it is made at the first request for it, from the
+/// task or from the attempt's timeout, so a run that never asks for it costs no child
+/// (making one locks the parent, and so does dropping it). A child made after the parent
+/// was cancelled is born cancelled, so shutdown reaches a token asked for late as well.
+pub(crate) struct AttemptCancel {
+    parent: CancelParent,
+    token: OnceLock<CancellationToken>,
+}
+
+/// The token an attempt's token is a child of.
+pub(crate) enum CancelParent {
+    /// The scheduler's (`Shared::run_cancel`), reached through the scheduler: cloning a
+    /// `CancellationToken` locks it (and dropping the clone again), an `Arc` does not.
+    Scheduler(Arc<Shared>),
+    /// A cluster node's.
+    Node(CancellationToken),
+}
+
+impl CancelParent {
+    fn token(&self) -> &CancellationToken {
+        match self {
+            CancelParent::Scheduler(sh) => &sh.run_cancel,
+            CancelParent::Node(token) => token,
+        }
+    }
+}
+
+impl fmt::Debug for AttemptCancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptCancel")
+            .field("token", &self.token.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AttemptCancel {
+    /// The cancellation of an attempt whose runs stop when `parent` is cancelled.
+    pub(crate) fn new(parent: CancelParent) -> AttemptCancel {
+        AttemptCancel {
+            parent,
+            token: OnceLock::new(),
+        }
+    }
+
+    /// The attempt's token, made now if this is the first request.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        self.token.get_or_init(|| self.parent.token().child_token())
+    }
+
+    /// Cancels the attempt's token (made now if nobody asked for it yet, so a request
+    /// after this still sees it cancelled).
+    pub(crate) fn cancel(&self) {
+        self.token().cancel();
+    }
 }
 
 impl JobContext {
@@ -61,7 +122,7 @@ impl JobContext {
     /// dropped at their next `.await` then; code that blocks should check
     /// [`is_cancelled`](CancellationToken::is_cancelled) now and then.
     pub fn cancellation_token(&self) -> &CancellationToken {
-        &self.cancel
+        self.cancel.token()
     }
 
     /// The job's arguments as JSON (a registered task gets them deserialized as well).
@@ -121,8 +182,14 @@ impl TaskFn {
         R: Serialize + 'static,
         E: fmt::Display + 'static,
     {
-        let check: ArgsCheck =
-            Arc::new(|args: &Value| A::deserialize(args).map(drop).map_err(|e| e.to_string()));
+        // Arguments taken as JSON accept any: no check, and no deserialization at each fire.
+        let check: Option<ArgsCheck> = if TypeId::of::<A>() == TypeId::of::<Value>() {
+            None
+        } else {
+            Some(Arc::new(|args: &Value| {
+                A::deserialize(args).map(drop).map_err(|e| e.to_string())
+            }))
+        };
         let call = Arc::new(move |ctx: JobContext| {
             let args = match serde_json::from_value::<A>(ctx.args.clone()) {
                 Ok(args) => args,
@@ -137,7 +204,7 @@ impl TaskFn {
             let fut = f(ctx, args);
             Box::pin(async move { into_task_result(fut.await) }) as BoxTaskFuture
         });
-        TaskFn(call, Some(check))
+        TaskFn(call, check)
     }
 
     /// A closure task.
@@ -236,7 +303,9 @@ mod tests {
             store: "default".into(),
             scheduled_run_time: scheduled,
             attempt: 2,
-            cancel: CancellationToken::new(),
+            cancel: Arc::new(AttemptCancel::new(CancelParent::Node(
+                CancellationToken::new(),
+            ))),
             args: Value::Null,
         };
         assert_eq!(ctx.idempotency_key(), "report@1795500000123456");

@@ -1169,3 +1169,100 @@ async fn jitter_never_reaches_the_next_fire_and_the_job_jitter_wins() {
     let starts: Vec<_> = runs.iter().map(|r| r.1).collect();
     assert!(starts.windows(2).all(|w| w[0] < w[1]), "starts in order");
 }
+
+// Every minute, each run busy 150 s, max_instances 1, raised to 2 at 00:01:30. The limit a
+// run was accepted under holds while any run of it is going; the new one applies from the
+// first submission that finds none running:
+//
+//   00:01  00:01:30  00:02  00:03  00:03:30  00:04  00:05  00:06
+//     R------ max 2 ---X------X------ done      R------R------X
+#[tokio::test(start_paused = true)]
+async fn a_changed_max_instances_applies_once_no_run_of_the_old_limit_is_going() {
+    let (s, clock, rec) = scheduler();
+    let runs = Runs::default();
+    let job = s
+        .add_job(JobSpec::new(
+            runs.task(&clock, Duration::from_secs(150)),
+            Every::minute_from(at(0, 1, 0)),
+        ))
+        .await
+        .unwrap();
+    s.start().await.unwrap();
+    until(&clock, at(0, 1, 30)).await;
+    s.modify_job(&job, JobChanges::new().max_instances(2))
+        .await
+        .unwrap();
+    until(&clock, at(0, 6, 10)).await;
+    assert_eq!(runs.scheduled(), [at(0, 1, 0), at(0, 4, 0), at(0, 5, 0)]);
+    assert_eq!(
+        rec.submissions(EventKind::JobMaxInstances),
+        [vec![at(0, 2, 0)], vec![at(0, 3, 0)], vec![at(0, 6, 0)]]
+    );
+    // Every count was given back: the runs end, and a run now is accepted.
+    until(&clock, at(0, 9, 0)).await;
+    s.pause_job(&job).await.unwrap();
+    until(&clock, at(0, 12, 0)).await;
+    assert_eq!(s.running_jobs(), 0);
+    s.run_job_now(&job).await.unwrap();
+}
+
+// Tasks that keep their context and ask for its token only later (a run's token is made at
+// the first request): the token of a run cut by its timeout is cancelled when first asked
+// for after it, and so is that of a run cut by shutdown(Cancel); a task that cancels its
+// own token cancels no other run.
+//
+//   00:01  00:01:05  00:02  00:03  00:03:02
+//     R---timeout      R      RR  shutdown(Cancel)
+//                   (cancels its own token)
+#[tokio::test(start_paused = true)]
+async fn a_token_asked_for_late_sees_the_timeout_and_the_shutdown() {
+    use std::sync::{Arc, Mutex};
+    let (s, clock, rec) = scheduler();
+    let kept: Arc<Mutex<Vec<JobContext>>> = Arc::default();
+    let kept2 = kept.clone();
+    let task = closure_task("keep", move |ctx: JobContext| {
+        kept2.lock().unwrap().push(ctx);
+        async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, String>(())
+        }
+    });
+    let own = closure_task("own", |ctx: JobContext| {
+        ctx.cancellation_token().cancel();
+        async { Ok::<_, String>(()) }
+    });
+    s.add_job(JobSpec::new(task.clone(), once(at(0, 1, 0))).timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    s.add_job(JobSpec::new(own, once(at(0, 2, 0))))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        s.add_job(JobSpec::new(task.clone(), once(at(0, 3, 0))))
+            .await
+            .unwrap();
+    }
+    s.start().await.unwrap();
+    until(&clock, at(0, 3, 2)).await;
+    let kept = kept.lock().unwrap().clone();
+    assert_eq!(kept.len(), 3);
+    assert!(kept[0].cancellation_token().is_cancelled());
+    assert!(!kept[1].cancellation_token().is_cancelled());
+    assert_eq!(rec.times(EventKind::JobExecuted), [at(0, 2, 0)]);
+    s.shutdown(ShutdownMode::Cancel).await;
+    assert!(kept[1].cancellation_token().is_cancelled());
+    assert!(kept[2].cancellation_token().is_cancelled());
+    let kinds: Vec<_> = rec
+        .executions(EventKind::JobError)
+        .into_iter()
+        .map(|e| e.failure.unwrap().kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            FailureKind::Timeout,
+            FailureKind::Cancelled,
+            FailureKind::Cancelled
+        ]
+    );
+}
