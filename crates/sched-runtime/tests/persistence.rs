@@ -8,7 +8,9 @@
 //! keeps the runtime busy (virtual time stands still) and gives up after a real deadline.
 //! The SQLite store's own timers (its pool's acquire timeout) must not run on the paused
 //! clock, where a jump of virtual time while a connection opens would time them out: the
-//! store is opened and called on a second runtime with real time ([`RealTime`]).
+//! store is opened and called on a second runtime with real time ([`RealTime`]), and the
+//! paused runtime stays busy while it waits for the answer, so virtual time stands still
+//! during a store call, as it would for a store that answers at once.
 
 mod support;
 
@@ -58,10 +60,20 @@ impl RealTime {
     where
         F: Future<Output = T> + Send + 'static,
     {
-        real_time()
-            .spawn(f(self.0.clone()))
-            .await
-            .expect("store call")
+        // Busy (as in `settle`) until the other runtime answers: awaiting the handle would
+        // leave this runtime idle, and its paused clock would jump to the next timer while
+        // SQLite works, firing runs the test has not reached yet.
+        let call = real_time().spawn(f(self.0.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !call.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the store call took over 10 s"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+            tokio::task::yield_now().await;
+        }
+        call.await.expect("store call")
     }
 
     async fn sqlite(path: Option<std::path::PathBuf>) -> BoxJobStore {
