@@ -195,35 +195,21 @@ async fn main() {
     if let Ok(url) = std::env::var("SCHED_TEST_POSTGRES_URL") {
         let admin = sqlx::PgPool::connect(&url).await.expect("postgres");
         let schema = common::unique("sched_lease_bench_");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-            .execute(&admin)
-            .await
-            .expect("schema");
+        common::create_pg_schema(&admin, &schema).await;
         let open = || PostgresStore::connect_with(&url, options().schema(&schema));
         let stores = [open().await.expect("a"), open().await.expect("b")];
         bench("postgres", stores, n, secs, batch).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA \"{schema}\" CASCADE"
-        )))
-        .execute(&admin)
-        .await
-        .expect("drop");
+        common::drop_pg_schema(&admin, &schema).await;
     }
 
     if let Ok(url) = std::env::var("SCHED_TEST_MYSQL_URL") {
         let admin = sqlx::MySqlPool::connect(&url).await.expect("mysql");
         let db = common::unique("sched_lease_bench_");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{db}`")))
-            .execute(&admin)
-            .await
-            .expect("database");
+        common::create_mysql_database(&admin, &db).await;
         let open = || MySqlStore::connect_with(&url, options().schema(&db));
         let stores = [open().await.expect("a"), open().await.expect("b")];
         bench("mariadb", stores, n, secs, batch).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{db}`")))
-            .execute(&admin)
-            .await
-            .expect("drop");
+        common::drop_mysql_database(&admin, &db).await;
     }
 
     if let Ok(url) = std::env::var("SCHED_TEST_REDIS_URL") {

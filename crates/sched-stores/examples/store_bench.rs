@@ -163,10 +163,7 @@ async fn main() {
     if let Ok(url) = std::env::var("SCHED_TEST_POSTGRES_URL") {
         let admin = sqlx::PgPool::connect(&url).await.expect("postgres");
         let schema = common::unique("sched_bench_");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-            .execute(&admin)
-            .await
-            .expect("schema");
+        common::create_pg_schema(&admin, &schema).await;
         let pg = PostgresStore::connect_with(&url, options().schema(&schema))
             .await
             .expect("postgres store");
@@ -185,21 +182,13 @@ async fn main() {
                 .expect("plan")
                 .replace('\n', "\n  ")
         );
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA \"{schema}\" CASCADE"
-        )))
-        .execute(&admin)
-        .await
-        .expect("drop");
+        common::drop_pg_schema(&admin, &schema).await;
     }
 
     if let Ok(url) = std::env::var("SCHED_TEST_MYSQL_URL") {
         let admin = sqlx::MySqlPool::connect(&url).await.expect("mysql");
         let db = common::unique("sched_bench_");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{db}`")))
-            .execute(&admin)
-            .await
-            .expect("database");
+        common::create_mysql_database(&admin, &db).await;
         let my = MySqlStore::connect_with(&url, options().schema(&db))
             .await
             .expect("mysql store");
@@ -214,10 +203,7 @@ async fn main() {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{db}`")))
-            .execute(&admin)
-            .await
-            .expect("drop");
+        common::drop_mysql_database(&admin, &db).await;
     }
 
     if let Ok(url) = std::env::var("SCHED_TEST_REDIS_URL") {

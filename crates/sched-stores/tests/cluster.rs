@@ -129,12 +129,7 @@ impl Ledger for PostgresStore {
         .expect("fires")
     }
     async fn cleanup(&self, space: &str) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA \"{space}\" CASCADE"
-        )))
-        .execute(self.pool())
-        .await
-        .expect("drop");
+        common::drop_pg_schema(self.pool(), space).await;
     }
 }
 
@@ -193,10 +188,7 @@ impl Ledger for MySqlStore {
         .expect("fires")
     }
     async fn cleanup(&self, space: &str) {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{space}`")))
-            .execute(self.pool())
-            .await
-            .expect("drop");
+        common::drop_mysql_database(self.pool(), space).await;
     }
 }
 
@@ -508,17 +500,11 @@ async fn prove<S: Ledger>(backend: &str, var: &str, jobs: i64, secs: i64) {
     match backend {
         "postgres" => {
             let admin = PostgresStore::connect(&url).await.expect("connect");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{space}\"")))
-                .execute(admin.pool())
-                .await
-                .expect("schema");
+            common::create_pg_schema(admin.pool(), &space).await;
         }
         "mysql" => {
             let admin = MySqlStore::connect(&url).await.expect("connect");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{space}`")))
-                .execute(admin.pool())
-                .await
-                .expect("database");
+            common::create_mysql_database(admin.pool(), &space).await;
         }
         _ => {}
     }

@@ -201,10 +201,7 @@ async fn postgres_pair() -> Option<Pair<PostgresStore>> {
     let url = server_url("SCHED_TEST_POSTGRES_URL")?;
     let schema = unique("sched_lease_");
     let admin = PostgresStore::connect(&url).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(admin.pool())
-        .await
-        .expect("schema");
+    common::create_pg_schema(admin.pool(), &schema).await;
     let options = StoreOptions::new()
         .schema(schema.clone())
         .shared_codec(codec_and_trigger().0);
@@ -213,12 +210,7 @@ async fn postgres_pair() -> Option<Pair<PostgresStore>> {
         .expect("a");
     let b = PostgresStore::connect_with(&url, options).await.expect("b");
     let cleanup = Box::pin(async move {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA \"{schema}\" CASCADE"
-        )))
-        .execute(admin.pool())
-        .await
-        .expect("drop");
+        common::drop_pg_schema(admin.pool(), &schema).await;
     });
     Some(Pair { a, b, cleanup })
 }
@@ -227,10 +219,7 @@ async fn mysql_pair() -> Option<Pair<MySqlStore>> {
     let url = server_url("SCHED_TEST_MYSQL_URL")?;
     let db = unique("sched_lease_");
     let admin = MySqlStore::connect(&url).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{db}`")))
-        .execute(admin.pool())
-        .await
-        .expect("database");
+    common::create_mysql_database(admin.pool(), &db).await;
     let options = StoreOptions::new()
         .schema(db.clone())
         .shared_codec(codec_and_trigger().0);
@@ -239,10 +228,7 @@ async fn mysql_pair() -> Option<Pair<MySqlStore>> {
         .expect("a");
     let b = MySqlStore::connect_with(&url, options).await.expect("b");
     let cleanup = Box::pin(async move {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{db}`")))
-            .execute(admin.pool())
-            .await
-            .expect("drop");
+        common::drop_mysql_database(admin.pool(), &db).await;
     });
     Some(Pair { a, b, cleanup })
 }

@@ -192,3 +192,37 @@ pub async fn delete_redis_keys(conn: &mut redis::aio::ConnectionManager, prefix:
             .expect("del");
     }
 }
+
+/// Creates the schema `name` on a PostgreSQL server (a test's or a bench's own space).
+pub async fn create_pg_schema(pool: &sqlx::PgPool, name: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
+        .execute(pool)
+        .await
+        .expect("create schema");
+}
+
+/// Drops the schema `name` and everything in it.
+pub async fn drop_pg_schema(pool: &sqlx::PgPool, name: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{name}\" CASCADE"
+    )))
+    .execute(pool)
+    .await
+    .expect("drop schema");
+}
+
+/// Creates the database `name` on a MySQL/MariaDB server (a test's or a bench's own space).
+pub async fn create_mysql_database(pool: &sqlx::MySqlPool, name: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+        .execute(pool)
+        .await
+        .expect("create database");
+}
+
+/// Drops the database `name`.
+pub async fn drop_mysql_database(pool: &sqlx::MySqlPool, name: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{name}`")))
+        .execute(pool)
+        .await
+        .expect("drop database");
+}

@@ -2,8 +2,8 @@
 //! `sql_server_tests!`: a `Server` (one pool for the stores of a test, and the schemas —
 //! databases on MySQL — they were given, dropped at the end) and the tests both backends
 //! run the same way. The arguments are where the two differ: the store and pool types, the
-//! statements that create and drop a schema and how they quote its name, the placeholders
-//! of a raw insert, how to refresh the planner's statistics and the word a sort step shows
+//! helpers that create and drop a schema (`common`'s), how the version table in it is named,
+//! the placeholders of a raw insert, how to refresh the planner's statistics and the word a sort step shows
 //! in a plan, and an address where nothing listens.
 
 macro_rules! sql_server_tests {
@@ -12,8 +12,8 @@ macro_rules! sql_server_tests {
         store: $Store:ty,
         pool: $Pool:ty,
         pool_options: $PoolOptions:ty,
-        create_schema: $create:literal,
-        drop_schema: $drop:literal,
+        create_schema: $create:path,
+        drop_schema: $drop:path,
         version_table: $version_table:literal,
         raw_insert: $insert:literal,
         analyze: $analyze:literal,
@@ -43,10 +43,7 @@ macro_rules! sql_server_tests {
             /// A new, empty schema.
             async fn schema(&self) -> String {
                 let schema = common::unique("sched_test_");
-                sqlx::query(sqlx::AssertSqlSafe(format!($create, schema = schema)))
-                    .execute(&self.pool)
-                    .await
-                    .expect("create schema");
+                $create(&self.pool, &schema).await;
                 self.schemas.lock().unwrap().push(schema.clone());
                 schema
             }
@@ -66,10 +63,7 @@ macro_rules! sql_server_tests {
             async fn drop_schemas(self) {
                 let schemas = std::mem::take(&mut *self.schemas.lock().unwrap());
                 for schema in schemas {
-                    sqlx::query(sqlx::AssertSqlSafe(format!($drop, schema = schema)))
-                        .execute(&self.pool)
-                        .await
-                        .expect("drop schema");
+                    $drop(&self.pool, &schema).await;
                 }
             }
         }
