@@ -4,27 +4,16 @@
 //! taken from batch after batch, get jobs added after sorting, and shrink again; ids share
 //! long prefixes, so ordering falls back from the integer prefix to the whole id.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
-use sched_core::job::{Job, JobId, JobTrigger, TaskRef};
-use sched_core::{Trigger, Zone};
+use sched_core::job::{Job, JobId, TaskRef};
 use sched_stores::{JobStore, MemoryStore, StoreError, StoreErrorKind};
 use serde_json::json;
-
-#[derive(Debug)]
-struct Never;
-
-impl Trigger for Never {
-    fn next_fire_time(&self, _: Option<DateTime<Utc>>, _: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        None
-    }
-    fn zone(&self) -> Zone {
-        Zone::UTC
-    }
-}
 
 /// How many distinct ids the operations use.
 const IDS: usize = 48;
@@ -106,7 +95,7 @@ fn job(n: usize, t: Option<u8>, max_instances: u32) -> Job {
     let mut j = Job::new(
         id(n),
         TaskRef::named("task", json!({ "n": n })),
-        JobTrigger::dynamic(Never),
+        common::never_trigger(),
     );
     j.next_run_time = t.map(at);
     j.max_instances = max_instances;
