@@ -22,7 +22,7 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use sched_core::job::{Coalesce, Job, JobId, JobTrigger, TaskRef};
 use sched_core::trigger::AnyTrigger;
 use sched_runtime::{ClusterOptions, JobContext, Scheduler, ShutdownMode};
-use sched_stores::{JobStore, StoreOptions};
+use sched_stores::{JobStore, LeaseStore, StoreError, StoreOptions};
 use serde_json::{Value, json};
 
 use crate::store::{self, Private, StoreKind};
@@ -58,38 +58,24 @@ pub(crate) fn node(args: &NodeArgs) -> Result<Value, String> {
             .renew_every(Duration::from_secs(3))
             .poll_interval(Duration::from_secs(1))
             .claim_batch(1024);
-        let (scheduler, probe): (Scheduler, Box<dyn JobStoreProbe>) = match args.kind {
+        let (scheduler, probe) = match args.kind {
             StoreKind::Postgres => {
-                let open = || {
+                node_scheduler(options, || {
                     sched_stores::postgres::PostgresStore::connect_with(
                         &args.url,
                         StoreOptions::new().schema(args.space.clone()),
                     )
-                };
-                let store = open().await.map_err(|e| e.to_string())?;
-                let probe = open().await.map_err(|e| e.to_string())?;
-                (
-                    Scheduler::builder()
-                        .cluster_store("default", store, options)
-                        .build(),
-                    Box::new(probe),
-                )
+                })
+                .await?
             }
             StoreKind::Redis => {
-                let open = || {
+                node_scheduler(options, || {
                     sched_stores::redis::RedisStore::connect_with(
                         &args.url,
                         StoreOptions::new().prefix(args.space.clone()),
                     )
-                };
-                let store = open().await.map_err(|e| e.to_string())?;
-                let probe = open().await.map_err(|e| e.to_string())?;
-                (
-                    Scheduler::builder()
-                        .cluster_store("default", store, options)
-                        .build(),
-                    Box::new(probe),
-                )
+                })
+                .await?
             }
             _ => return Err("the cluster workload runs on postgres or redis".into()),
         };
@@ -139,6 +125,24 @@ pub(crate) fn node(args: &NodeArgs) -> Result<Value, String> {
 }
 
 /// Whether every slot before `t` is committed (the store's next run time is at or after it).
+/// A node's scheduler on a store `open` connects to, and a second connection to the same
+/// store for watching it.
+async fn node_scheduler<S, Fut>(
+    options: ClusterOptions,
+    open: impl Fn() -> Fut,
+) -> Result<(Scheduler, Box<dyn JobStoreProbe>), String>
+where
+    S: LeaseStore,
+    Fut: std::future::Future<Output = Result<S, StoreError>>,
+{
+    let store = open().await.map_err(|e| e.to_string())?;
+    let probe = open().await.map_err(|e| e.to_string())?;
+    let scheduler = Scheduler::builder()
+        .cluster_store("default", store, options)
+        .build();
+    Ok((scheduler, Box::new(probe)))
+}
+
 trait JobStoreProbe {
     fn past(
         &self,
