@@ -27,7 +27,7 @@ use sched_core::job::{Job, JobId, TaskRef};
 use sched_stores::mysql::MySqlStore;
 use sched_stores::postgres::PostgresStore;
 use sched_stores::redis::RedisStore;
-use sched_stores::{Commit, CommitRequest, Finished, LeaseStore, StoreOptions};
+use sched_stores::{Commit, Finished, LeaseStore, StoreOptions};
 use serde_json::json;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -71,28 +71,8 @@ async fn node<S: LeaseStore>(store: &S, name: &str, secs: f64, batch: usize) -> 
             tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
         }
-        let slots: Vec<[DateTime<Utc>; 1]> = claims
-            .iter()
-            .map(|c| [c.job.next_run_time.expect("due")])
-            .collect();
-        let advanced: Vec<Job> = claims
-            .iter()
-            .map(|c| {
-                let mut j = c.job.clone();
-                j.next_run_time = j.next_run_time.map(|t| t + TimeDelta::seconds(1));
-                j
-            })
-            .collect();
-        let requests: Vec<CommitRequest<'_>> = claims
-            .iter()
-            .zip(&slots)
-            .zip(&advanced)
-            .map(|((c, slots), job)| CommitRequest {
-                epoch: c.epoch,
-                slots,
-                job,
-            })
-            .collect();
+        let (slots, advanced) = common::stored_slots(&claims, |t| Some(t + TimeDelta::seconds(1)));
+        let requests = common::commit_requests(&claims, &slots, &advanced);
         let t = Instant::now();
         let answers = store.commit_many(name, &requests).await.expect("commit");
         tally.commit.push(t.elapsed());

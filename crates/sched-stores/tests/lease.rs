@@ -315,28 +315,8 @@ async fn add_due<S: LeaseStore>(s: &S, ids: &[&str], max_instances: u32) -> Date
 async fn fire_due<S: LeaseStore>(s: &S, node: &str) -> Vec<(FireId, i64)> {
     let now = s.store_time().await.expect("time");
     let claims = s.claim_due(node, now, LONG, 1000).await.expect("claim");
-    let slots: Vec<[DateTime<Utc>; 1]> = claims
-        .iter()
-        .map(|c| [c.job.next_run_time.expect("due")])
-        .collect();
-    let advanced: Vec<Job> = claims
-        .iter()
-        .map(|c| {
-            let mut j = c.job.clone();
-            j.next_run_time = None;
-            j
-        })
-        .collect();
-    let batch: Vec<CommitRequest<'_>> = claims
-        .iter()
-        .zip(&slots)
-        .zip(&advanced)
-        .map(|((c, slots), job)| CommitRequest {
-            epoch: c.epoch,
-            slots,
-            job,
-        })
-        .collect();
+    let (slots, advanced) = common::stored_slots(&claims, |_| None);
+    let batch = common::commit_requests(&claims, &slots, &advanced);
     let answers = s.commit_many(node, &batch).await.expect("commit");
     claims
         .iter()

@@ -226,3 +226,39 @@ pub async fn drop_mysql_database(pool: &sqlx::MySqlPool, name: &str) {
         .await
         .expect("drop database");
 }
+
+/// What committing each claim's stored slot takes: the slot (the job's next run time) and
+/// the job with the next run time `next` gives for it.
+pub fn stored_slots(
+    claims: &[sched_stores::Claim],
+    next: impl Fn(DateTime<Utc>) -> Option<DateTime<Utc>>,
+) -> (Vec<[DateTime<Utc>; 1]>, Vec<Job>) {
+    claims
+        .iter()
+        .map(|c| {
+            let slot = c.job.next_run_time.expect("a claimed job is due");
+            let mut job = c.job.clone();
+            job.next_run_time = next(slot);
+            ([slot], job)
+        })
+        .unzip()
+}
+
+/// The `commit_many` requests of `claims` with their `slots` and advanced `jobs` (as
+/// [`stored_slots`] makes them).
+pub fn commit_requests<'a>(
+    claims: &[sched_stores::Claim],
+    slots: &'a [[DateTime<Utc>; 1]],
+    jobs: &'a [Job],
+) -> Vec<sched_stores::CommitRequest<'a>> {
+    claims
+        .iter()
+        .zip(slots)
+        .zip(jobs)
+        .map(|((c, slots), job)| sched_stores::CommitRequest {
+            epoch: c.epoch,
+            slots,
+            job,
+        })
+        .collect()
+}
