@@ -242,6 +242,11 @@ impl MySqlBackend {
         Ok(())
     }
 
+    /// A transaction to write in.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, MySql>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     async fn insert_rows(&self, rows: &[NewRow]) -> Result<(), sqlx::Error> {
         if let [row] = rows {
             sqlx::query(AssertSqlSafe(Statements::insert(

@@ -194,6 +194,11 @@ impl PgBackend {
         tx.commit().await
     }
 
+    /// A transaction to write in.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     async fn insert_rows(&self, rows: &[NewRow]) -> Result<(), sqlx::Error> {
         if let [row] = rows {
             sqlx::query(AssertSqlSafe(Statements::insert(

@@ -272,6 +272,12 @@ impl SqliteBackend {
         tx.commit().await
     }
 
+    /// A write transaction, taking the write lock at once (`BEGIN IMMEDIATE`), so it never
+    /// has to upgrade a read lock and fail as busy half-way.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     async fn insert_rows(&self, rows: &[NewRow]) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in rows.chunks(INSERT_CHUNK) {
