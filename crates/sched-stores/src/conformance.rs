@@ -579,6 +579,29 @@ async fn advance_batch(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger)
         Some(t(1)),
         "advance batch: released with the time it was advanced to"
     );
+    let write = store
+        .advance_jobs(&[
+            ScheduleChange::Advance {
+                job: &released,
+                next_run_time: Some(t(7)),
+            },
+            ScheduleChange::Remove(&released.id),
+            ScheduleChange::Advance {
+                job: &released,
+                next_run_time: Some(t(8)),
+            },
+        ])
+        .await;
+    assert!(write.error.is_none(), "advance batch: {:?}", write.error);
+    assert_eq!(
+        write.found,
+        [true, true, false],
+        "advance batch: changes naming one id apply in order"
+    );
+    assert!(
+        store.lookup_job(&id("e")).await.expect("lookup").is_none(),
+        "advance batch: e removed by the second change"
+    );
 }
 
 async fn remove(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {

@@ -20,7 +20,9 @@
 //! # }
 //! ```
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
@@ -28,7 +30,7 @@ use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::sql::{
-    self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
+    self, Dialect, Engine, Names, NewRow, RowChange, Statements, delegate_job_store, sql_backend,
 };
 use crate::{QuarantinedJob, StoreError, StoreOptions};
 
@@ -50,6 +52,11 @@ struct PgBackend {
     pool: PgPool,
     sql: Statements,
     names: Names,
+    /// The advances of a batch: `UPDATE` from three arrays (ids, times, texts), returning
+    /// the ids it matched. A quarantined row keeps `next_run_time` `NULL`.
+    advance: Arc<str>,
+    /// The removals of a batch: `DELETE` of an array of ids, returning those it matched.
+    remove: Arc<str>,
 }
 
 impl PostgresStore {
@@ -86,8 +93,19 @@ impl PostgresStore {
             options.schema_name(),
             options.prefix_or("sched_"),
         );
+        let t = &names.jobs;
         let backend = PgBackend {
             sql: Statements::new(Dialect::Postgres, &names),
+            advance: Arc::from(format!(
+                "UPDATE {t} AS j SET \
+                 next_run_time = CASE WHEN j.quarantine IS NULL THEN v.next_run_time END, \
+                 data = v.data \
+                 FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS v(id, next_run_time, data) \
+                 WHERE j.id = v.id RETURNING j.id"
+            )),
+            remove: Arc::from(format!(
+                "DELETE FROM {t} WHERE id = ANY($1::text[]) RETURNING id"
+            )),
             pool,
             names,
         };
@@ -192,6 +210,48 @@ impl PgBackend {
                 .await?;
         }
         tx.commit().await
+    }
+
+    /// The changes in four round trips whatever their number: in one transaction, one
+    /// `UPDATE` joined to the unnested rows of the advances and one `DELETE` of the
+    /// removed ids, each returning the ids it matched. A batch that names an id twice is
+    /// written one change after the other instead, as their order then matters.
+    async fn write_changes(&self, changes: &[RowChange<'_>]) -> Result<Vec<bool>, sqlx::Error> {
+        let mut seen = HashSet::with_capacity(changes.len());
+        if !changes.iter().all(|c| seen.insert(c.id())) {
+            return self.write_each(changes).await;
+        }
+        let (mut ids, mut times, mut data, mut removed) = (vec![], vec![], vec![], vec![]);
+        for change in changes {
+            match change {
+                RowChange::Update(row) => {
+                    ids.push(row.id.as_str());
+                    times.push(row.next_run_time);
+                    data.push(row.data.as_str());
+                }
+                RowChange::Delete(id) => removed.push(*id),
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut found: HashSet<String> = HashSet::with_capacity(changes.len());
+        if !ids.is_empty() {
+            let updated: Vec<String> = sqlx::query_scalar(AssertSqlSafe(self.advance.clone()))
+                .bind(ids)
+                .bind(times)
+                .bind(data)
+                .fetch_all(&mut *tx)
+                .await?;
+            found.extend(updated);
+        }
+        if !removed.is_empty() {
+            let deleted: Vec<String> = sqlx::query_scalar(AssertSqlSafe(self.remove.clone()))
+                .bind(removed)
+                .fetch_all(&mut *tx)
+                .await?;
+            found.extend(deleted);
+        }
+        tx.commit().await?;
+        Ok(changes.iter().map(|c| found.contains(c.id())).collect())
     }
 
     /// A transaction to write in.

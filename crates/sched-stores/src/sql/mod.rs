@@ -53,6 +53,17 @@ pub(crate) enum RowChange<'a> {
     Delete(&'a str),
 }
 
+impl RowChange<'_> {
+    /// The id of the row the change is for.
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            RowChange::Update(row) => &row.id,
+            RowChange::Delete(id) => id,
+        }
+    }
+}
+
 /// The raw operations a SQL backend provides; everything else is [`Engine`]'s.
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Inserts every row in one transaction.
@@ -812,9 +823,11 @@ impl<B: Backend> Engine<B> {
     }
 }
 
-/// Implements the raw operations of [`Backend`] (all but `insert`, which the backend
-/// writes as `insert_rows`) for `$backend`, a struct with `pool: Pool<$db>` and
-/// `sql: Statements`, and a method `begin_write` that opens a transaction to write in.
+/// Implements the raw operations of [`Backend`] (all but `insert` and `write_schedules`,
+/// which the backend writes as `insert_rows` and `write_changes`) for `$backend`, a struct
+/// with `pool: Pool<$db>` and `sql: Statements`, and a method `begin_write` that opens a
+/// transaction to write in. Also gives the backend `write_each`, which writes a batch of
+/// schedule changes one statement per change in one transaction.
 macro_rules! sql_backend {
     ($backend:ty, $db:ty) => {
         impl $crate::sql::Backend for $backend {
@@ -844,41 +857,7 @@ macro_rules! sql_backend {
                 &self,
                 changes: &[$crate::sql::RowChange<'_>],
             ) -> Result<Vec<bool>, sqlx::Error> {
-                use $crate::sql::RowChange;
-                let mut tx = self.begin_write().await?;
-                let mut found = Vec::with_capacity(changes.len());
-                for change in changes {
-                    let matched = match change {
-                        RowChange::Update(row) => {
-                            let n = sqlx::query(sqlx::AssertSqlSafe(self.sql.update.clone()))
-                                .bind(row.next_run_time)
-                                .bind(row.data.as_str())
-                                .bind(row.id.as_str())
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected();
-                            // MySQL counts changed rows only: an update that changes
-                            // nothing matches 0.
-                            n > 0
-                                || sqlx::query(sqlx::AssertSqlSafe(self.sql.exists.clone()))
-                                    .bind(row.id.as_str())
-                                    .fetch_optional(&mut *tx)
-                                    .await?
-                                    .is_some()
-                        }
-                        RowChange::Delete(id) => {
-                            sqlx::query(sqlx::AssertSqlSafe(self.sql.delete.clone()))
-                                .bind(*id)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected()
-                                > 0
-                        }
-                    };
-                    found.push(matched);
-                }
-                tx.commit().await?;
-                Ok(found)
+                self.write_changes(changes).await
             }
 
             async fn delete_all(&self) -> Result<(), sqlx::Error> {
@@ -984,6 +963,51 @@ macro_rules! sql_backend {
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected())
+            }
+        }
+
+        impl $backend {
+            /// The changes in order, one statement each, in one transaction; for each,
+            /// whether its row exists.
+            async fn write_each(
+                &self,
+                changes: &[$crate::sql::RowChange<'_>],
+            ) -> Result<Vec<bool>, sqlx::Error> {
+                use $crate::sql::RowChange;
+                let mut tx = self.begin_write().await?;
+                let mut found = Vec::with_capacity(changes.len());
+                for change in changes {
+                    let matched = match change {
+                        RowChange::Update(row) => {
+                            let n = sqlx::query(sqlx::AssertSqlSafe(self.sql.update.clone()))
+                                .bind(row.next_run_time)
+                                .bind(row.data.as_str())
+                                .bind(row.id.as_str())
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                            // MySQL counts changed rows only: an update that changes
+                            // nothing matches 0.
+                            n > 0
+                                || sqlx::query(sqlx::AssertSqlSafe(self.sql.exists.clone()))
+                                    .bind(row.id.as_str())
+                                    .fetch_optional(&mut *tx)
+                                    .await?
+                                    .is_some()
+                        }
+                        RowChange::Delete(id) => {
+                            sqlx::query(sqlx::AssertSqlSafe(self.sql.delete.clone()))
+                                .bind(*id)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                                > 0
+                        }
+                    };
+                    found.push(matched);
+                }
+                tx.commit().await?;
+                Ok(found)
             }
         }
 
