@@ -602,6 +602,25 @@ async fn advance_batch(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger)
         store.lookup_job(&id("e")).await.expect("lookup").is_none(),
         "advance batch: e removed by the second change"
     );
+    let a = store
+        .lookup_job(&id("a"))
+        .await
+        .expect("lookup")
+        .expect("advance batch: a is kept");
+    let only_advances = [ScheduleChange::Advance {
+        job: &a,
+        next_run_time: Some(t(9)),
+    }];
+    let write = store.advance_jobs(&only_advances).await;
+    assert_eq!(write.found, [true], "advance batch: one advance");
+    let only_removals = [ScheduleChange::Remove(&nobody)];
+    let write = store.advance_jobs(&only_removals).await;
+    assert_eq!(write.found, [false], "advance batch: one missing removal");
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(9)),
+        "advance batch: a at minute 9"
+    );
 }
 
 async fn remove(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {

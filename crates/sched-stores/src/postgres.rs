@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgExecutor, PgPool};
 use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::sql::{
@@ -212,9 +212,9 @@ impl PgBackend {
         tx.commit().await
     }
 
-    /// The changes in four round trips whatever their number: in one transaction, one
-    /// `UPDATE` joined to the unnested rows of the advances and one `DELETE` of the
-    /// removed ids, each returning the ids it matched. A batch that names an id twice is
+    /// The changes in at most four round trips whatever their number: one `UPDATE`
+    /// joined to the unnested rows of the advances and one `DELETE` of the removed ids,
+    /// each returning the ids it matched, in one transaction when both are needed. A batch that names an id twice is
     /// written one change after the other instead, as their order then matters.
     async fn write_changes(&self, changes: &[RowChange<'_>]) -> Result<Vec<bool>, sqlx::Error> {
         let mut seen = HashSet::with_capacity(changes.len());
@@ -232,26 +232,48 @@ impl PgBackend {
                 RowChange::Delete(id) => removed.push(*id),
             }
         }
-        let mut tx = self.pool.begin().await?;
-        let mut found: HashSet<String> = HashSet::with_capacity(changes.len());
-        if !ids.is_empty() {
-            let updated: Vec<String> = sqlx::query_scalar(AssertSqlSafe(self.advance.clone()))
-                .bind(ids)
-                .bind(times)
-                .bind(data)
-                .fetch_all(&mut *tx)
-                .await?;
-            found.extend(updated);
-        }
-        if !removed.is_empty() {
-            let deleted: Vec<String> = sqlx::query_scalar(AssertSqlSafe(self.remove.clone()))
-                .bind(removed)
-                .fetch_all(&mut *tx)
-                .await?;
-            found.extend(deleted);
-        }
-        tx.commit().await?;
+        let matched = match (ids.is_empty(), removed.is_empty()) {
+            // One statement is atomic by itself: no transaction, two round trips fewer.
+            (false, true) => self.advance_rows(&self.pool, ids, times, data).await?,
+            (true, false) => self.remove_rows(&self.pool, removed).await?,
+            _ => {
+                let mut tx = self.pool.begin().await?;
+                let mut matched = self.advance_rows(&mut *tx, ids, times, data).await?;
+                matched.extend(self.remove_rows(&mut *tx, removed).await?);
+                tx.commit().await?;
+                matched
+            }
+        };
+        let found: HashSet<String> = matched.into_iter().collect();
         Ok(changes.iter().map(|c| found.contains(c.id())).collect())
+    }
+
+    /// The advances of a batch (one `UPDATE`); the ids it matched.
+    async fn advance_rows<'c>(
+        &self,
+        on: impl PgExecutor<'c>,
+        ids: Vec<&str>,
+        times: Vec<Option<i64>>,
+        data: Vec<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(AssertSqlSafe(self.advance.clone()))
+            .bind(ids)
+            .bind(times)
+            .bind(data)
+            .fetch_all(on)
+            .await
+    }
+
+    /// The removals of a batch (one `DELETE`); the ids it matched.
+    async fn remove_rows<'c>(
+        &self,
+        on: impl PgExecutor<'c>,
+        ids: Vec<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(AssertSqlSafe(self.remove.clone()))
+            .bind(ids)
+            .fetch_all(on)
+            .await
     }
 
     /// A transaction to write in.

@@ -33,7 +33,7 @@ use sched_core::job::{Job, JobId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite};
+use sqlx::{AssertSqlSafe, Sqlite, SqliteExecutor};
 
 use crate::sql::{
     self, Dialect, Engine, Names, NewRow, RowChange, Statements, delegate_job_store, sql_backend,
@@ -45,6 +45,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows per `INSERT` statement in a batch (three binds each, under SQLite's 32,766).
 const INSERT_CHUNK: usize = 500;
+
+/// Runs a batch statement of [`SqliteBackend::write_changes`] on its rows; the ids it
+/// matched.
+async fn matched<'c>(
+    on: impl SqliteExecutor<'c>,
+    statement: &Arc<str>,
+    rows: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(AssertSqlSafe(statement.clone()))
+        .bind(rows)
+        .fetch_all(on)
+        .await
+}
 
 /// Job text per statement of a batch of schedule changes, well under SQLite's limit of a
 /// value's length (1 GB).
@@ -300,19 +313,19 @@ impl SqliteBackend {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// The changes in one transaction of few statements: one `UPDATE` joined to the
-    /// advances and one `DELETE` of the removed ids per [`WRITE_BYTES`] of text, each
-    /// given its rows as one JSON array (`json_each`) and returning the ids it matched, so
-    /// the statement text is the same for every batch and a batch costs a few hand-offs to
-    /// the connection's thread instead of one per job. A batch that names an id twice is
+    /// The changes in few statements: one `UPDATE` joined to the advances and one
+    /// `DELETE` of the removed ids per [`WRITE_BYTES`] of text, each given its rows as one
+    /// JSON array (`json_each`) and returning the ids it matched, so the statement text is
+    /// the same for every batch and a batch costs a few hand-offs to the connection's
+    /// thread instead of one per job. Several statements run in one transaction. A batch that names an id twice is
     /// written one change after the other instead, as their order then matters.
     async fn write_changes(&self, changes: &[RowChange<'_>]) -> Result<Vec<bool>, sqlx::Error> {
         let mut seen = HashSet::with_capacity(changes.len());
         if !changes.iter().all(|c| seen.insert(c.id())) {
             return self.write_each(changes).await;
         }
-        let mut found: HashSet<String> = HashSet::with_capacity(changes.len());
-        let mut tx = self.begin_write().await?;
+        // The statements to run, each with its rows as JSON.
+        let mut statements = Vec::new();
         let (mut advances, mut removals, mut bytes) = (Vec::new(), Vec::new(), 0);
         for (i, change) in changes.iter().enumerate() {
             match change {
@@ -323,34 +336,35 @@ impl SqliteBackend {
                 RowChange::Delete(id) => removals.push(*id),
             }
             if bytes >= WRITE_BYTES || i + 1 == changes.len() {
-                for (statement, empty, rows) in [
-                    (
+                let json = |e: serde_json::Error| sqlx::Error::Encode(Box::new(e));
+                if !advances.is_empty() {
+                    statements.push((
                         &self.advance,
-                        advances.is_empty(),
-                        serde_json::to_string(&advances),
-                    ),
-                    (
+                        serde_json::to_string(&advances).map_err(json)?,
+                    ));
+                }
+                if !removals.is_empty() {
+                    statements.push((
                         &self.remove,
-                        removals.is_empty(),
-                        serde_json::to_string(&removals),
-                    ),
-                ] {
-                    if empty {
-                        continue;
-                    }
-                    let rows = rows.map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                    let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(statement.clone()))
-                        .bind(rows)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    found.extend(ids);
+                        serde_json::to_string(&removals).map_err(json)?,
+                    ));
                 }
                 advances.clear();
                 removals.clear();
                 bytes = 0;
             }
         }
-        tx.commit().await?;
+        let mut found: HashSet<String> = HashSet::with_capacity(changes.len());
+        if let [(statement, rows)] = statements.as_slice() {
+            // One statement is atomic by itself: no transaction, two hand-offs fewer.
+            found.extend(matched(&self.pool, statement, rows).await?);
+        } else {
+            let mut tx = self.begin_write().await?;
+            for (statement, rows) in &statements {
+                found.extend(matched(&mut *tx, statement, rows).await?);
+            }
+            tx.commit().await?;
+        }
         Ok(changes.iter().map(|c| found.contains(c.id())).collect())
     }
 
