@@ -25,8 +25,12 @@
 //!   wakes it not once. The dispatcher writes a due job's advanced next
 //!   run time (or removes a finished job) *before* it submits the run; a run is never
 //!   started for a schedule the store does not already show as advanced, so a crash or a
-//!   failed write can lose a run but never repeat one. The accepted runs of a batch are
-//!   spawned together, a chunk at a time, after their jobs' writes (see `Launches`).
+//!   failed write can lose a run but never repeat one. The changes of a whole batch are
+//!   written with one `advance_jobs` call (one transaction or script call on the
+//!   persistent stores) after every job of it is planned; only the jobs the store reports
+//!   written fire, a job it reports gone is skipped, and when the call fails part-way the
+//!   jobs it wrote before the failure still fire. The accepted runs of a batch are spawned
+//!   together, a chunk at a time, after the batch's write (see `Launches`).
 //! - **Re-checked before firing.** Each job the store returns as due is checked again
 //!   against the time of this pass; it is fired only if its next run time is still at or
 //!   before it.
@@ -66,14 +70,14 @@ use sched_core::event::{
 };
 use sched_core::jitter::jittered;
 use sched_core::job::{Job, TaskRef};
-use sched_stores::{BoxJobStore, JobStore, StoreError};
+use sched_stores::{BoxJobStore, JobStore, ScheduleChange, ScheduleWrite, StoreError};
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Executor;
-use crate::backlog::{backlog, plan};
+use crate::backlog::{Plan, backlog, plan};
 use crate::clock::WallTimer;
 use crate::cluster::FireHook;
 use crate::scheduler::{AWAKE, InstanceGuard, PAUSED, SchedulerState, Shared, wall_nanos};
@@ -232,19 +236,38 @@ async fn process_store(
         }
         let batch = store.due_jobs(now, BATCH).await?;
         let full = batch.len() == BATCH;
-        let mut launches = Launches::default();
-        let mut fired = Ok(());
+        // Every due job of the batch is planned first, then the schedule changes are
+        // written with one store call, then the jobs whose change was written fire. A store
+        // error while planning (quarantining a job) still lets the jobs planned before it
+        // fire, as an error in the write lets those the store wrote before it fire.
+        let mut fires = Vec::with_capacity(batch.len());
+        let mut failed = None;
         for job in batch {
-            fired = fire(sh, name, store, job, now, &mut launches).await;
-            if fired.is_err() {
-                break;
+            match prepare(sh, name, store, job, now).await {
+                Ok(Some(fire)) => fires.push(fire),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
+        let written = if fires.is_empty() {
+            ScheduleWrite::default()
+        } else {
+            let changes: Vec<ScheduleChange<'_>> = fires.iter().map(Fire::change).collect();
+            store.advance_jobs(&changes).await
+        };
+        let mut launches = Launches::default();
+        for (fire, found) in fires.into_iter().zip(written.found) {
+            fire.written(sh, name, found, &mut launches);
+        }
         drop(ops);
-        // The batch's runs start together, after its writes (and also when this future
-        // is dropped half-way: see `Launches`).
+        // The batch's runs start together, after its writes (see `Launches`).
         drop(launches);
-        fired?;
+        if let Some(e) = failed.or(written.error) {
+            return Err(e);
+        }
         if !full {
             break;
         }
@@ -253,94 +276,140 @@ async fn process_store(
     store.next_run_time().await
 }
 
-/// Handles one due job: advances its schedule in the store, reports missed runs, submits
-/// the runs to do.
-async fn fire(
+/// A due job whose fire is planned: the schedule change to write, and what to do once the
+/// store has written it.
+struct Fire {
+    job: Job,
+    what: Planned,
+}
+
+/// What a due job's fire does.
+enum Planned {
+    /// The trigger panicked: the job is paused, and the panic reported as a job error of
+    /// its run due at `first`.
+    Panicked {
+        first: DateTime<Utc>,
+        message: String,
+    },
+    /// The job moves on to `next` (removed when `None`); the runs of `plan` are submitted
+    /// and its missed runs reported.
+    Runs {
+        task: Result<TaskFn, String>,
+        next: Option<DateTime<Utc>>,
+        /// Whether the backlog was longer than the cap (the rest was skipped).
+        truncated: bool,
+        plan: Plan,
+    },
+}
+
+/// Plans the fire of one due job: checks that it can run (quarantining it if not), then
+/// computes its backlog and which runs of it to do. `None`: nothing to do (no longer due,
+/// or quarantined).
+async fn prepare(
     sh: &Arc<Shared>,
     store_name: &str,
     store: &BoxJobStore,
     job: Job,
     now: DateTime<Utc>,
-    launches: &mut Launches,
-) -> Result<(), StoreError> {
+) -> Result<Option<Fire>, StoreError> {
     let Some(first) = job.next_run_time else {
-        return Ok(());
+        return Ok(None);
     };
     if first > now {
-        return Ok(());
+        return Ok(None);
     }
     // A job that can never run is set aside with its schedule as it is. The task resolved
-    // for the check is the one submitted below.
+    // for the check is the one submitted.
     let task = sh.resolve_task(&job.task);
     if crate::quarantine::quarantine_if_unrunnable(sh, store_name, store, &job, &task).await? {
-        return Ok(());
+        return Ok(None);
     }
-    let cap = sh.max_backlog;
     let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        backlog(job.trigger.as_trigger(), first, now, cap)
+        backlog(job.trigger.as_trigger(), first, now, sh.max_backlog)
     }));
-    let bl = match computed {
-        Ok(bl) => bl,
+    let what = match computed {
+        Ok(bl) => Planned::Runs {
+            plan: plan(&bl.due, now, job.misfire_grace_time, job.coalesce),
+            task,
+            next: bl.next,
+            truncated: bl.truncated,
+        },
         Err(payload) => {
             // A trigger that panics would panic again: pause the job rather than spin.
             let message = format!("trigger {}", panic_message(&*payload));
             tracing::error!(job_id = %job.id, store = store_name, "{message}; job paused");
-            match store.advance_job(&job, None).await {
-                Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            sh.metrics.get(store_name, &job.executor).errored();
-            sh.emit(Event::Execution(JobExecutionEvent::error(
-                job.id.clone(),
-                store_name,
-                first,
-                JobFailure::new(FailureKind::Setup, message),
-                None,
-            )));
-            return Ok(());
+            Planned::Panicked { first, message }
         }
     };
-    let plan = plan(&bl.due, now, job.misfire_grace_time, job.coalesce);
+    Ok(Some(Fire { job, what }))
+}
 
-    // The schedule moves on in the store before any run starts: only the time changes
-    // (`advance_job`), so a store need not write the whole job again.
-    if bl.next.is_some() {
-        match store.advance_job(&job, bl.next).await {
-            Ok(()) => {}
-            Err(StoreError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
+impl Fire {
+    /// The change the store must show before anything else happens: only the next run
+    /// time changes (an advance), so a store need not write the whole job again, or the
+    /// job is removed when it has no run left.
+    fn change(&self) -> ScheduleChange<'_> {
+        match &self.what {
+            Planned::Panicked { .. } => ScheduleChange::Advance {
+                job: &self.job,
+                next_run_time: None,
+            },
+            Planned::Runs { next: None, .. } => ScheduleChange::Remove(&self.job.id),
+            Planned::Runs { next, .. } => ScheduleChange::Advance {
+                job: &self.job,
+                next_run_time: *next,
+            },
         }
-    } else {
-        match store.remove_job(&job.id).await {
-            Ok(()) => {
-                if sh.events.wants(EventKind::JobRemoved) {
+    }
+
+    /// Reports and submits the fire once its change is written; `found`: the job was
+    /// still stored. A job removed meanwhile (by a handle, another scheduler, the CLI) is
+    /// skipped silently; a panicking trigger is reported either way.
+    fn written(self, sh: &Arc<Shared>, store_name: &str, found: bool, launches: &mut Launches) {
+        let Fire { job, what } = self;
+        match what {
+            Planned::Panicked { first, message } => {
+                sh.metrics.get(store_name, &job.executor).errored();
+                sh.emit(Event::Execution(JobExecutionEvent::error(
+                    job.id.clone(),
+                    store_name,
+                    first,
+                    JobFailure::new(FailureKind::Setup, message),
+                    None,
+                )));
+            }
+            Planned::Runs { .. } if !found => {}
+            Planned::Runs {
+                task,
+                next,
+                truncated,
+                plan,
+            } => {
+                if next.is_none() && sh.events.wants(EventKind::JobRemoved) {
                     sh.emit(Event::Job(JobEvent::new(
                         EventKind::JobRemoved,
                         job.id.clone(),
                         store_name,
                     )));
                 }
+                if truncated {
+                    tracing::warn!(job_id = %job.id, cap = sh.max_backlog, "backlog longer than the cap; the rest was skipped");
+                }
+                for t in plan.missed {
+                    tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
+                    sh.metrics.get(store_name, &job.executor).missed();
+                    sh.emit(Event::Execution(JobExecutionEvent::missed(
+                        job.id.clone(),
+                        store_name,
+                        t,
+                    )));
+                }
+                if !plan.run.is_empty() {
+                    submit_resolved(sh, &job, task, plan.run, next, None, launches);
+                }
             }
-            Err(StoreError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
         }
     }
-    if bl.truncated {
-        tracing::warn!(job_id = %job.id, cap, "backlog longer than the cap; the rest was skipped");
-    }
-    for t in plan.missed {
-        tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
-        sh.metrics.get(store_name, &job.executor).missed();
-        sh.emit(Event::Execution(JobExecutionEvent::missed(
-            job.id.clone(),
-            store_name,
-            t,
-        )));
-    }
-    if !plan.run.is_empty() {
-        submit_resolved(sh, &job, task, plan.run, bl.next, None, launches);
-    }
-    Ok(())
 }
 
 /// Submits the runs of `job` at `times` as one submission: one `max_instances` permit,
@@ -479,10 +548,12 @@ fn start_time(
 /// Submissions accepted and not yet spawned. The dispatcher collects those of a batch and
 /// spawns them together, [`LAUNCH_CHUNK`] at a time and at the end of the batch, after
 /// their schedules are written: a run of spawns wakes an idle worker once, where spawns
-/// spread between store writes would wake one per run; and chunks keep the other workers
-/// running a large batch's runs while the dispatcher is still writing its schedules.
-/// Dropping the list spawns what it holds, so a batch cut short (an error, or the
-/// dispatcher's future dropped at shutdown) still starts every run whose schedule moved.
+/// spread between other work would wake one per run; and chunks keep the other workers
+/// running a large batch's runs while the dispatcher is still submitting the rest.
+/// Dropping the list spawns what it holds, so a batch cut short still starts every run
+/// accepted so far. (The dispatcher's future dropped at shutdown while the batch's write
+/// is in flight starts none of the batch's runs, whether or not the write landed: a run
+/// lost, never one repeated.)
 #[derive(Default)]
 pub(crate) struct Launches(Vec<Launch>);
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
 
-use crate::{JobStore, QuarantinedJob, StoreError};
+use crate::{JobStore, QuarantinedJob, ScheduleChange, ScheduleWrite, StoreError};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -23,6 +23,10 @@ trait DynJobStore: Send + Sync + 'static {
         next_run_time: Option<DateTime<Utc>>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     fn remove_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn advance_jobs<'a>(
+        &'a self,
+        changes: &'a [ScheduleChange<'a>],
+    ) -> BoxFuture<'a, ScheduleWrite>;
     fn remove_all_jobs(&self) -> BoxFuture<'_, Result<(), StoreError>>;
     fn lookup_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<Option<Job>, StoreError>>;
     fn due_jobs(
@@ -60,6 +64,12 @@ impl<S: JobStore> DynJobStore for S {
     }
     fn remove_job<'a>(&'a self, id: &'a JobId) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(JobStore::remove_job(self, id))
+    }
+    fn advance_jobs<'a>(
+        &'a self,
+        changes: &'a [ScheduleChange<'a>],
+    ) -> BoxFuture<'a, ScheduleWrite> {
+        Box::pin(JobStore::advance_jobs(self, changes))
     }
     fn remove_all_jobs(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(JobStore::remove_all_jobs(self))
@@ -156,6 +166,9 @@ impl JobStore for BoxJobStore {
     }
     async fn remove_job(&self, id: &JobId) -> Result<(), StoreError> {
         self.0.remove_job(id).await
+    }
+    async fn advance_jobs(&self, changes: &[ScheduleChange<'_>]) -> ScheduleWrite {
+        self.0.advance_jobs(changes).await
     }
     fn remove_all_jobs(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.0.remove_all_jobs()

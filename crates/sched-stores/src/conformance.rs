@@ -9,8 +9,10 @@
 //!
 //! [`run`] checks: add and lookup (every field back), id conflicts (the stored job left
 //! unchanged), update and the index following it, advance (the index following the new run
-//! time, `None` pausing, a quarantined job staying so, a missing id), remove and remove
-//! all, due-job ordering by
+//! time, `None` pausing, a quarantined job staying so, a missing id), batched schedule
+//! changes (`advance_jobs`: advances, pauses and removals in one call, missing ids reported
+//! and skipped, the order and next run time after it, a quarantined job staying so), remove
+//! and remove all, due-job ordering by
 //! `(next_run_time, id)` with paused jobs left out, the limit and the inclusive bound, the
 //! next run time, the order of all jobs, ids compared byte-wise, batches (`add_jobs`: all or
 //! nothing, a repeated id, more than one chunk), quarantine (left out of due jobs, next run
@@ -51,7 +53,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sched_core::job::{Coalesce, Job, JobId, JobTrigger, LocalTask, RetryPolicy, TaskRef};
 use serde_json::json;
 
-use crate::{JobStore, StoreErrorKind};
+use crate::{JobStore, ScheduleChange, StoreErrorKind};
 
 /// Runs every check against fresh stores from `new_store`; test jobs carry triggers from
 /// `trigger`.
@@ -69,6 +71,7 @@ where
     add_conflict(&new_store().await, &trigger).await;
     update(&new_store().await, &trigger).await;
     advance(&new_store().await, &trigger).await;
+    advance_batch(&new_store().await, &trigger).await;
     remove(&new_store().await, &trigger).await;
     remove_all(&new_store().await, &trigger).await;
     due_ordering(&new_store().await, &trigger).await;
@@ -441,6 +444,183 @@ async fn advance(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
     );
     let due = store.due_jobs(t(59), 10).await.expect("due");
     assert_eq!(ids(&due), ["c", "b", "a"], "advance: released");
+}
+
+async fn advance_batch(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {
+    let write = store.advance_jobs(&[]).await;
+    assert!(
+        write.found.is_empty() && write.error.is_none(),
+        "advance batch: an empty batch writes nothing ({write:?})"
+    );
+    for (name, minute) in [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5)] {
+        store
+            .add_job(job(name, Some(t(minute)), trigger))
+            .await
+            .expect("advance batch: add");
+    }
+    let due = store.due_jobs(t(4), 10).await.expect("due");
+    assert_eq!(ids(&due), ["a", "b", "c", "d"], "advance batch: due");
+    let gone = job("gone", Some(t(1)), trigger);
+    let nobody = id("nobody");
+    let changes = [
+        ScheduleChange::Advance {
+            job: &due[0],
+            next_run_time: Some(t(10)),
+        },
+        ScheduleChange::Remove(&due[1].id),
+        ScheduleChange::Advance {
+            job: &gone,
+            next_run_time: Some(t(6)),
+        },
+        ScheduleChange::Advance {
+            job: &due[2],
+            next_run_time: None,
+        },
+        ScheduleChange::Remove(&nobody),
+        ScheduleChange::Advance {
+            job: &due[3],
+            next_run_time: Some(t(0)),
+        },
+    ];
+    let write = store.advance_jobs(&changes).await;
+    assert!(
+        write.error.is_none(),
+        "advance batch: missing ids are no error ({:?})",
+        write.error
+    );
+    assert_eq!(
+        write.found,
+        [true, true, false, true, false, true],
+        "advance batch: which jobs were there"
+    );
+    let due = store.due_jobs(t(59), 10).await.expect("due");
+    assert_eq!(
+        ids(&due),
+        ["d", "e", "a"],
+        "advance batch: the index follows the new times, without the removed and paused jobs"
+    );
+    assert_eq!(
+        due.iter().map(|j| j.next_run_time).collect::<Vec<_>>(),
+        [Some(t(0)), Some(t(5)), Some(t(10))],
+        "advance batch: the new times are stored"
+    );
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(0)),
+        "advance batch: the next run time follows"
+    );
+    assert_eq!(
+        ids(&store.all_jobs().await.expect("all")),
+        ["d", "e", "a", "c"],
+        "advance batch: all jobs, the paused one last"
+    );
+    let a = store
+        .lookup_job(&id("a"))
+        .await
+        .expect("lookup")
+        .expect("advance batch: a is kept");
+    assert_eq!(a.next_run_time, Some(t(10)), "advance batch: lookup of a");
+    assert!(
+        matches!(&a.task, TaskRef::Named { args, .. } if *args == json!({ "job": "a" })),
+        "advance batch: the other fields of a stay"
+    );
+    let c = store
+        .lookup_job(&id("c"))
+        .await
+        .expect("lookup")
+        .expect("advance batch: a paused job is kept");
+    assert_eq!(c.next_run_time, None, "advance batch: c is paused");
+    for missing in ["b", "gone", "nobody"] {
+        assert!(
+            store
+                .lookup_job(&id(missing))
+                .await
+                .expect("lookup")
+                .is_none(),
+            "advance batch: no job {missing} after the batch"
+        );
+    }
+    store
+        .quarantine_job(&id("e"), "test")
+        .await
+        .expect("advance batch: quarantine e");
+    let e = job("e", Some(t(5)), trigger);
+    let write = store
+        .advance_jobs(&[
+            ScheduleChange::Advance {
+                job: &e,
+                next_run_time: Some(t(1)),
+            },
+            ScheduleChange::Remove(&id("d")),
+        ])
+        .await;
+    assert!(write.error.is_none(), "advance batch: {:?}", write.error);
+    assert_eq!(
+        write.found,
+        [true, true],
+        "advance batch: e and d were there"
+    );
+    assert_eq!(
+        ids(&store.due_jobs(t(59), 10).await.expect("due")),
+        ["a"],
+        "advance batch: a quarantined job stays quarantined"
+    );
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(10)),
+        "advance batch: a quarantined job does not count for the next run time"
+    );
+    let released = store
+        .release_job(&id("e"))
+        .await
+        .expect("advance batch: release e");
+    assert_eq!(
+        released.next_run_time,
+        Some(t(1)),
+        "advance batch: released with the time it was advanced to"
+    );
+    let write = store
+        .advance_jobs(&[
+            ScheduleChange::Advance {
+                job: &released,
+                next_run_time: Some(t(7)),
+            },
+            ScheduleChange::Remove(&released.id),
+            ScheduleChange::Advance {
+                job: &released,
+                next_run_time: Some(t(8)),
+            },
+        ])
+        .await;
+    assert!(write.error.is_none(), "advance batch: {:?}", write.error);
+    assert_eq!(
+        write.found,
+        [true, true, false],
+        "advance batch: changes naming one id apply in order"
+    );
+    assert!(
+        store.lookup_job(&id("e")).await.expect("lookup").is_none(),
+        "advance batch: e removed by the second change"
+    );
+    let a = store
+        .lookup_job(&id("a"))
+        .await
+        .expect("lookup")
+        .expect("advance batch: a is kept");
+    let only_advances = [ScheduleChange::Advance {
+        job: &a,
+        next_run_time: Some(t(9)),
+    }];
+    let write = store.advance_jobs(&only_advances).await;
+    assert_eq!(write.found, [true], "advance batch: one advance");
+    let only_removals = [ScheduleChange::Remove(&nobody)];
+    let write = store.advance_jobs(&only_removals).await;
+    assert_eq!(write.found, [false], "advance batch: one missing removal");
+    assert_eq!(
+        store.next_run_time().await.expect("next"),
+        Some(t(9)),
+        "advance batch: a at minute 9"
+    );
 }
 
 async fn remove(store: &impl JobStore, trigger: &impl Fn() -> JobTrigger) {

@@ -100,4 +100,4 @@ pub use lease::{
 pub use memory::MemoryStore;
 pub use options::StoreOptions;
 pub use quarantine::QuarantinedJob;
-pub use store::JobStore;
+pub use store::{JobStore, ScheduleChange, ScheduleWrite};

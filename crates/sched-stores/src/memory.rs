@@ -45,7 +45,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sched_core::job::{Coalesce, Job, JobId, JobTrigger, RetryPolicy, TaskRef};
 
-use crate::{JobStore, QuarantinedJob, StoreError};
+use crate::{JobStore, QuarantinedJob, ScheduleChange, ScheduleWrite, StoreError};
 
 /// A store that keeps jobs in memory: the default store, lost when the process ends.
 ///
@@ -736,6 +736,33 @@ impl Inner {
         }
     }
 
+    /// Sets the next run time of the job `id`; whether it is stored.
+    fn advance(&mut self, id: &JobId, next_run_time: Option<DateTime<Utc>>) -> bool {
+        let Some(slot) = self.by_id.get(&self.slots, id) else {
+            return false;
+        };
+        self.reschedule(slot, next_run_time);
+        true
+    }
+
+    /// Removes the job `id`; whether it was stored.
+    fn remove(&mut self, id: &JobId) -> bool {
+        let Some(slot) = self.by_id.remove(&self.slots, id) else {
+            return false;
+        };
+        if let Some(at) = entry(&self.slots, slot).indexed_at() {
+            self.by_time.remove(&mut self.slots, slot, at);
+        }
+        let e = self.slots[slot as usize]
+            .take()
+            .expect("the map only names occupied slots");
+        if e.quarantined() {
+            self.quarantine.remove(id);
+        }
+        self.free.push(slot);
+        true
+    }
+
     /// The first `limit` jobs due at or before `up_to` (all when `None`), by `(time, id)`.
     fn take(&mut self, up_to: Option<DateTime<Utc>>, limit: usize) -> Vec<Job> {
         let mut taken = std::mem::take(&mut self.taken);
@@ -828,31 +855,35 @@ impl JobStore for MemoryStore {
         job: &Job,
         next_run_time: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        let Some(slot) = inner.by_id.get(&inner.slots, &job.id) else {
-            return Err(StoreError::NotFound { id: job.id.clone() });
-        };
-        inner.reschedule(slot, next_run_time);
-        Ok(())
+        if self.lock().advance(&job.id, next_run_time) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound { id: job.id.clone() })
+        }
     }
 
     async fn remove_job(&self, id: &JobId) -> Result<(), StoreError> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let Some(slot) = inner.by_id.remove(&inner.slots, id) else {
-            return Err(StoreError::NotFound { id: id.clone() });
-        };
-        if let Some(at) = entry(&inner.slots, slot).indexed_at() {
-            inner.by_time.remove(&mut inner.slots, slot, at);
+        if self.lock().remove(id) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound { id: id.clone() })
         }
-        let e = inner.slots[slot as usize]
-            .take()
-            .expect("the map only names occupied slots");
-        if e.quarantined() {
-            inner.quarantine.remove(id);
-        }
-        inner.free.push(slot);
-        Ok(())
+    }
+
+    /// The whole batch under one hold of the lock; as [`advance_job`](JobStore::advance_job),
+    /// an advance changes only the stored next run time.
+    async fn advance_jobs(&self, changes: &[ScheduleChange<'_>]) -> ScheduleWrite {
+        let mut inner = self.lock();
+        let found = changes
+            .iter()
+            .map(|change| match *change {
+                ScheduleChange::Advance { job, next_run_time } => {
+                    inner.advance(&job.id, next_run_time)
+                }
+                ScheduleChange::Remove(id) => inner.remove(id),
+            })
+            .collect();
+        ScheduleWrite { found, error: None }
     }
 
     async fn remove_all_jobs(&self) -> Result<(), StoreError> {

@@ -25,7 +25,7 @@ use sqlx::mysql::MySqlPool;
 use sqlx::{AssertSqlSafe, MySql};
 
 use crate::sql::{
-    self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
+    self, Dialect, Engine, Names, NewRow, RowChange, Statements, delegate_job_store, sql_backend,
 };
 use crate::{QuarantinedJob, StoreError, StoreOptions};
 
@@ -240,6 +240,16 @@ impl MySqlBackend {
         result.map_err(|e| sql::map_err(e, None))?;
         released.map_err(|e| sql::map_err(e, None))?;
         Ok(())
+    }
+
+    /// A transaction to write in.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, MySql>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// The changes one statement each, in one transaction.
+    async fn write_changes(&self, changes: &[RowChange<'_>]) -> Result<Vec<bool>, sqlx::Error> {
+        self.write_each(changes).await
     }
 
     async fn insert_rows(&self, rows: &[NewRow]) -> Result<(), sqlx::Error> {

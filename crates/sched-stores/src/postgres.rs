@@ -20,15 +20,17 @@
 //! # }
 //! ```
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgExecutor, PgPool};
 use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::sql::{
-    self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
+    self, Dialect, Engine, Names, NewRow, RowChange, Statements, delegate_job_store, sql_backend,
 };
 use crate::{QuarantinedJob, StoreError, StoreOptions};
 
@@ -50,6 +52,11 @@ struct PgBackend {
     pool: PgPool,
     sql: Statements,
     names: Names,
+    /// The advances of a batch: `UPDATE` from three arrays (ids, times, texts), returning
+    /// the ids it matched. A quarantined row keeps `next_run_time` `NULL`.
+    advance: Arc<str>,
+    /// The removals of a batch: `DELETE` of an array of ids, returning those it matched.
+    remove: Arc<str>,
 }
 
 impl PostgresStore {
@@ -86,8 +93,19 @@ impl PostgresStore {
             options.schema_name(),
             options.prefix_or("sched_"),
         );
+        let t = &names.jobs;
         let backend = PgBackend {
             sql: Statements::new(Dialect::Postgres, &names),
+            advance: Arc::from(format!(
+                "UPDATE {t} AS j SET \
+                 next_run_time = CASE WHEN j.quarantine IS NULL THEN v.next_run_time END, \
+                 data = v.data \
+                 FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS v(id, next_run_time, data) \
+                 WHERE j.id = v.id RETURNING j.id"
+            )),
+            remove: Arc::from(format!(
+                "DELETE FROM {t} WHERE id = ANY($1::text[]) RETURNING id"
+            )),
             pool,
             names,
         };
@@ -192,6 +210,75 @@ impl PgBackend {
                 .await?;
         }
         tx.commit().await
+    }
+
+    /// The changes in at most four round trips whatever their number: one `UPDATE`
+    /// joined to the unnested rows of the advances and one `DELETE` of the removed ids,
+    /// each returning the ids it matched, in one transaction when both are needed. A batch that names an id twice is
+    /// written one change after the other instead, as their order then matters.
+    async fn write_changes(&self, changes: &[RowChange<'_>]) -> Result<Vec<bool>, sqlx::Error> {
+        let mut seen = HashSet::with_capacity(changes.len());
+        if !changes.iter().all(|c| seen.insert(c.id())) {
+            return self.write_each(changes).await;
+        }
+        let (mut ids, mut times, mut data, mut removed) = (vec![], vec![], vec![], vec![]);
+        for change in changes {
+            match change {
+                RowChange::Update(row) => {
+                    ids.push(row.id.as_str());
+                    times.push(row.next_run_time);
+                    data.push(row.data.as_str());
+                }
+                RowChange::Delete(id) => removed.push(*id),
+            }
+        }
+        let matched = match (ids.is_empty(), removed.is_empty()) {
+            // One statement is atomic by itself: no transaction, two round trips fewer.
+            (false, true) => self.advance_rows(&self.pool, ids, times, data).await?,
+            (true, false) => self.remove_rows(&self.pool, removed).await?,
+            _ => {
+                let mut tx = self.pool.begin().await?;
+                let mut matched = self.advance_rows(&mut *tx, ids, times, data).await?;
+                matched.extend(self.remove_rows(&mut *tx, removed).await?);
+                tx.commit().await?;
+                matched
+            }
+        };
+        let found: HashSet<String> = matched.into_iter().collect();
+        Ok(changes.iter().map(|c| found.contains(c.id())).collect())
+    }
+
+    /// The advances of a batch (one `UPDATE`); the ids it matched.
+    async fn advance_rows<'c>(
+        &self,
+        on: impl PgExecutor<'c>,
+        ids: Vec<&str>,
+        times: Vec<Option<i64>>,
+        data: Vec<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(AssertSqlSafe(self.advance.clone()))
+            .bind(ids)
+            .bind(times)
+            .bind(data)
+            .fetch_all(on)
+            .await
+    }
+
+    /// The removals of a batch (one `DELETE`); the ids it matched.
+    async fn remove_rows<'c>(
+        &self,
+        on: impl PgExecutor<'c>,
+        ids: Vec<&str>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(AssertSqlSafe(self.remove.clone()))
+            .bind(ids)
+            .fetch_all(on)
+            .await
+    }
+
+    /// A transaction to write in.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
+        self.pool.begin().await
     }
 
     async fn insert_rows(&self, rows: &[NewRow]) -> Result<(), sqlx::Error> {

@@ -38,7 +38,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 use sched_core::job::{Job, JobId};
 
-use crate::{JobCodec, JobStore, QuarantinedJob, StoreError, StoreOptions};
+use crate::{
+    JobCodec, JobStore, QuarantinedJob, ScheduleChange, ScheduleWrite, StoreError, StoreOptions,
+};
 
 /// Jobs per script call in a batch.
 const ADD_CHUNK: usize = 2_000;
@@ -80,6 +82,36 @@ local n = redis.call('HDEL', KEYS[1], unpack(ARGV))
 redis.call('ZREM', KEYS[2], unpack(ARGV))
 redis.call('HDEL', KEYS[3], unpack(ARGV))
 return n
+"#;
+
+// ARGV: the number of changes, then four per change: `a` (advance) or `r` (remove), the
+// id, the score ('' pauses) and the text (both '' for a removal). Returns 1 or 0 per change:
+// whether the job was there. An advance is UPDATE's, a removal REMOVE's.
+const ADVANCE: &str = r#"
+local n = tonumber(ARGV[1])
+local found = {}
+for i = 0, n - 1 do
+  local kind, id = ARGV[2 + i * 4], ARGV[3 + i * 4]
+  if kind == 'r' then
+    found[i + 1] = redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+  elseif redis.call('HEXISTS', KEYS[1], id) == 0 then
+    found[i + 1] = 0
+  else
+    local score = ARGV[4 + i * 4]
+    redis.call('HSET', KEYS[1], id, ARGV[5 + i * 4])
+    if redis.call('HEXISTS', KEYS[3], id) == 0 then
+      if score == '' then
+        redis.call('ZREM', KEYS[2], id)
+      else
+        redis.call('ZADD', KEYS[2], score, id)
+      end
+    end
+    found[i + 1] = 1
+  end
+end
+return found
 "#;
 
 const DUE: &str = r#"
@@ -164,6 +196,7 @@ struct Scripts {
     add: Script,
     update: Script,
     remove: Script,
+    advance: Script,
     due: Script,
     quarantine: Script,
     quarantined: Script,
@@ -289,6 +322,7 @@ impl RedisStore {
                 add: Script::new(ADD),
                 update: Script::new(UPDATE),
                 remove: Script::new(REMOVE),
+                advance: Script::new(ADVANCE),
                 due: Script::new(DUE),
                 quarantine: Script::new(QUARANTINE),
                 quarantined: Script::new(QUARANTINED),
@@ -481,6 +515,41 @@ impl RedisStore {
         }
     }
 
+    /// One script call writing `changes` (at most [`ADD_CHUNK`]); whether each job was there.
+    async fn advance_chunk(
+        &self,
+        changes: &[(bool, &str, String, String)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut invocation = self.scripts.advance.prepare_invoke();
+        invocation
+            .key(&self.keys.jobs)
+            .key(&self.keys.run_times)
+            .key(&self.keys.quarantine)
+            .arg(changes.len());
+        for (remove, id, score, data) in changes {
+            invocation
+                .arg(if *remove { "r" } else { "a" })
+                .arg(*id)
+                .arg(score)
+                .arg(data);
+        }
+        let found: Vec<i64> = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| map_err(e, None))?;
+        if found.len() != changes.len() {
+            return Err(StoreError::unavailable(
+                format!(
+                    "the advance script answered for {} changes out of {}",
+                    found.len(),
+                    changes.len()
+                ),
+                None,
+            ));
+        }
+        Ok(found.into_iter().map(|n| n == 1).collect())
+    }
+
     fn encode(&self, job: &Job) -> Result<(String, String, String), StoreError> {
         Ok((
             job.id.to_string(),
@@ -540,6 +609,47 @@ impl JobStore for RedisStore {
             return Err(StoreError::NotFound { id: id.clone() });
         }
         Ok(())
+    }
+
+    /// One script call per 2,000 changes; each advance writes the job's text again (it
+    /// holds the next run time too), as [`update_job`](JobStore::update_job) does.
+    async fn advance_jobs(&self, changes: &[ScheduleChange<'_>]) -> ScheduleWrite {
+        let mut write = ScheduleWrite {
+            found: Vec::with_capacity(changes.len()),
+            error: None,
+        };
+        for chunk in changes.chunks(ADD_CHUNK) {
+            let mut args = Vec::with_capacity(chunk.len());
+            for change in chunk {
+                args.push(match *change {
+                    ScheduleChange::Advance { job, next_run_time } => {
+                        let mut advanced = job.clone();
+                        advanced.next_run_time = next_run_time;
+                        match self.codec.encode(&advanced) {
+                            Ok(data) => (false, job.id.as_str(), score(next_run_time), data),
+                            Err(e) => {
+                                write.error = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    ScheduleChange::Remove(id) => (true, id.as_str(), String::new(), String::new()),
+                });
+            }
+            if !args.is_empty() {
+                match self.advance_chunk(&args).await {
+                    Ok(found) => write.found.extend(found),
+                    Err(e) => {
+                        write.error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if write.error.is_some() {
+                break;
+            }
+        }
+        write
     }
 
     async fn remove_all_jobs(&self) -> Result<(), StoreError> {

@@ -21,9 +21,11 @@
 //! # }).unwrap();
 //! ```
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,10 +33,10 @@ use sched_core::job::{Job, JobId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite};
+use sqlx::{AssertSqlSafe, Sqlite, SqliteExecutor};
 
 use crate::sql::{
-    self, Dialect, Engine, Names, NewRow, Statements, delegate_job_store, sql_backend,
+    self, Dialect, Engine, Names, NewRow, RowChange, Statements, delegate_job_store, sql_backend,
 };
 use crate::{QuarantinedJob, StoreError, StoreOptions};
 
@@ -43,6 +45,23 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows per `INSERT` statement in a batch (three binds each, under SQLite's 32,766).
 const INSERT_CHUNK: usize = 500;
+
+/// Runs a batch statement of [`SqliteBackend::write_changes`] on its rows; the ids it
+/// matched.
+async fn matched<'c>(
+    on: impl SqliteExecutor<'c>,
+    statement: &Arc<str>,
+    rows: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(AssertSqlSafe(statement.clone()))
+        .bind(rows)
+        .fetch_all(on)
+        .await
+}
+
+/// Job text per statement of a batch of schedule changes, well under SQLite's limit of a
+/// value's length (1 GB).
+const WRITE_BYTES: usize = 16 << 20;
 
 /// A persistent store in one SQLite file (or in memory, for tests).
 ///
@@ -68,6 +87,11 @@ struct SqliteBackend {
     pool: SqlitePool,
     sql: Statements,
     names: Names,
+    /// The advances of a batch: `UPDATE` from a JSON array of `[id, time, text]`,
+    /// returning the ids it matched. A quarantined row keeps `next_run_time` `NULL`.
+    advance: Arc<str>,
+    /// The removals of a batch: `DELETE` of a JSON array of ids, returning those it matched.
+    remove: Arc<str>,
 }
 
 impl SqliteStore {
@@ -157,8 +181,19 @@ impl SqliteStore {
         options: StoreOptions,
     ) -> Result<SqliteStore, StoreError> {
         let names = Names::new(Dialect::Sqlite, None, options.prefix_or("sched_"));
+        let t = &names.jobs;
         let backend = SqliteBackend {
             sql: Statements::new(Dialect::Sqlite, &names),
+            // The rows' columns are renamed: json_each has an `id` column of its own.
+            advance: Arc::from(format!(
+                "UPDATE {t} SET \
+                 next_run_time = CASE WHEN quarantine IS NULL THEN v.at END, data = v.text \
+                 FROM (SELECT value ->> 0 AS job, value ->> 1 AS at, value ->> 2 AS text \
+                 FROM json_each(?1)) AS v WHERE id = v.job RETURNING id"
+            )),
+            remove: Arc::from(format!(
+                "DELETE FROM {t} WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id"
+            )),
             pool,
             names,
         };
@@ -270,6 +305,67 @@ impl SqliteBackend {
                 .await?;
         }
         tx.commit().await
+    }
+
+    /// A write transaction, taking the write lock at once (`BEGIN IMMEDIATE`), so it never
+    /// has to upgrade a read lock and fail as busy half-way.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// The changes in few statements: one `UPDATE` joined to the advances and one
+    /// `DELETE` of the removed ids per [`WRITE_BYTES`] of text, each given its rows as one
+    /// JSON array (`json_each`) and returning the ids it matched, so the statement text is
+    /// the same for every batch and a batch costs a few hand-offs to the connection's
+    /// thread instead of one per job. Several statements run in one transaction. A batch that names an id twice is
+    /// written one change after the other instead, as their order then matters.
+    async fn write_changes(&self, changes: &[RowChange<'_>]) -> Result<Vec<bool>, sqlx::Error> {
+        let mut seen = HashSet::with_capacity(changes.len());
+        if !changes.iter().all(|c| seen.insert(c.id())) {
+            return self.write_each(changes).await;
+        }
+        // The statements to run, each with its rows as JSON.
+        let mut statements = Vec::new();
+        let (mut advances, mut removals, mut bytes) = (Vec::new(), Vec::new(), 0);
+        for (i, change) in changes.iter().enumerate() {
+            match change {
+                RowChange::Update(row) => {
+                    bytes += row.data.len();
+                    advances.push((row.id.as_str(), row.next_run_time, row.data.as_str()));
+                }
+                RowChange::Delete(id) => removals.push(*id),
+            }
+            if bytes >= WRITE_BYTES || i + 1 == changes.len() {
+                let json = |e: serde_json::Error| sqlx::Error::Encode(Box::new(e));
+                if !advances.is_empty() {
+                    statements.push((
+                        &self.advance,
+                        serde_json::to_string(&advances).map_err(json)?,
+                    ));
+                }
+                if !removals.is_empty() {
+                    statements.push((
+                        &self.remove,
+                        serde_json::to_string(&removals).map_err(json)?,
+                    ));
+                }
+                advances.clear();
+                removals.clear();
+                bytes = 0;
+            }
+        }
+        let mut found: HashSet<String> = HashSet::with_capacity(changes.len());
+        if let [(statement, rows)] = statements.as_slice() {
+            // One statement is atomic by itself: no transaction, two hand-offs fewer.
+            found.extend(matched(&self.pool, statement, rows).await?);
+        } else {
+            let mut tx = self.begin_write().await?;
+            for (statement, rows) in &statements {
+                found.extend(matched(&mut *tx, statement, rows).await?);
+            }
+            tx.commit().await?;
+        }
+        Ok(changes.iter().map(|c| found.contains(c.id())).collect())
     }
 
     async fn insert_rows(&self, rows: &[NewRow]) -> Result<(), sqlx::Error> {

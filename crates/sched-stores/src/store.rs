@@ -12,7 +12,8 @@ use crate::{QuarantinedJob, StoreError};
 /// Implementors write plain `async fn`s; the methods are declared as returning
 /// `impl Future + Send` so the scheduler can call them from any task. The store is the
 /// source of truth for every job and its next run time: the dispatcher reads due jobs from
-/// it and writes each job's advanced next run time back **before** running it.
+/// it and writes each job's advanced next run time back **before** running it, a batch of
+/// due jobs at a time ([`advance_jobs`](JobStore::advance_jobs)).
 ///
 /// # Ordering
 /// "Ordered by next run time" means by `(next_run_time, id)` ascending, so jobs due at the
@@ -62,8 +63,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// `None` pauses it, and a quarantined job stays quarantined.
     ///
     /// Use it where a job read from the store (by [`due_jobs`](JobStore::due_jobs) or
-    /// [`lookup_job`](JobStore::lookup_job)) only needs a new run time, as the dispatcher
-    /// does for each fire: a store may then change the time alone, in place, instead of
+    /// [`lookup_job`](JobStore::lookup_job)) only needs a new run time, as the dispatcher's
+    /// fires do (through [`advance_jobs`](JobStore::advance_jobs), whose default calls
+    /// this): a store may then change the time alone, in place, instead of
     /// writing the whole job again. `job` should be the job as stored: a store may write
     /// its other fields again (the default does) or keep the stored ones (the memory store
     /// does), so use [`update_job`](JobStore::update_job) to change anything else.
@@ -95,6 +97,89 @@ pub trait JobStore: Send + Sync + 'static {
     /// # Cancel safety
     /// A write: if dropped before completion, the job is either removed or left as it was.
     fn remove_job(&self, id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes the schedule changes of a batch of due jobs: for each change in order, what
+    /// [`advance_job`](JobStore::advance_job) ([`ScheduleChange::Advance`]) or
+    /// [`remove_job`](JobStore::remove_job) ([`ScheduleChange::Remove`]) would do. The
+    /// dispatcher makes one call per batch of due jobs, before it starts any of their runs.
+    ///
+    /// A change whose job is gone (another process removed it) is reported as not found
+    /// in [`ScheduleWrite::found`] and does not stop the others. Any other error stops the
+    /// batch: it is returned in [`ScheduleWrite::error`], and the changes from
+    /// `found.len()` on must be taken as not written (a store that writes the batch in one
+    /// transaction reports none written when it fails, even if the failure came late).
+    ///
+    /// The default makes the single calls one after the other, stopping at the first error
+    /// other than [`StoreError::NotFound`]; backends override it with one transaction or
+    /// one script call per batch.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use sched_core::job::{Job, JobId, JobTrigger, TaskRef};
+    /// use sched_core::{Trigger, Zone};
+    /// use sched_stores::{JobStore, MemoryStore, ScheduleChange};
+    /// # #[derive(Debug)] struct Never;
+    /// # impl Trigger for Never {
+    /// #     fn next_fire_time(&self, _: Option<chrono::DateTime<Utc>>, _: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> { None }
+    /// #     fn zone(&self) -> Zone { Zone::UTC }
+    /// # }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let store = MemoryStore::new();
+    /// let noon = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    /// for id in ["a", "b"] {
+    ///     let mut job = Job::new(JobId::new(id)?, TaskRef::named("t", ().into()), JobTrigger::dynamic(Never));
+    ///     job.next_run_time = Some(noon);
+    ///     store.add_job(job).await?;
+    /// }
+    /// let due = store.due_jobs(noon, 10).await?;
+    /// let gone = JobId::new("gone")?;
+    /// let write = store
+    ///     .advance_jobs(&[
+    ///         ScheduleChange::Advance { job: &due[0], next_run_time: Some(noon + chrono::Duration::hours(1)) },
+    ///         ScheduleChange::Remove(&due[1].id),
+    ///         ScheduleChange::Remove(&gone),
+    ///     ])
+    ///     .await;
+    /// assert!(write.error.is_none());
+    /// assert_eq!(write.found, [true, true, false]);
+    /// assert_eq!(store.next_run_time().await?, Some(noon + chrono::Duration::hours(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Cancel safety
+    /// If dropped before completion, some changes may have been written and others not;
+    /// each change is written whole or not at all.
+    fn advance_jobs(
+        &self,
+        changes: &[ScheduleChange<'_>],
+    ) -> impl Future<Output = ScheduleWrite> + Send {
+        async move {
+            let mut write = ScheduleWrite {
+                found: Vec::with_capacity(changes.len()),
+                error: None,
+            };
+            for change in changes {
+                let result = match *change {
+                    ScheduleChange::Advance { job, next_run_time } => {
+                        self.advance_job(job, next_run_time).await
+                    }
+                    ScheduleChange::Remove(id) => self.remove_job(id).await,
+                };
+                match result {
+                    Ok(()) => write.found.push(true),
+                    Err(StoreError::NotFound { .. }) => write.found.push(false),
+                    Err(e) => {
+                        write.error = Some(e);
+                        break;
+                    }
+                }
+            }
+            write
+        }
+    }
 
     /// Removes every job.
     ///
@@ -245,4 +330,34 @@ pub trait JobStore: Send + Sync + 'static {
             })
         }
     }
+}
+
+/// One change to a due job's schedule, as the dispatcher writes it with
+/// [`JobStore::advance_jobs`].
+#[derive(Clone, Copy, Debug)]
+pub enum ScheduleChange<'a> {
+    /// Sets the next run time of `job`, as [`JobStore::advance_job`] does.
+    Advance {
+        /// The job as the store returned it (from [`JobStore::due_jobs`] or
+        /// [`JobStore::lookup_job`]).
+        job: &'a Job,
+        /// The new next run time; `None` pauses the job.
+        next_run_time: Option<DateTime<Utc>>,
+    },
+    /// Removes the job with this id (a job with no run left), as
+    /// [`JobStore::remove_job`] does.
+    Remove(&'a JobId),
+}
+
+/// What [`JobStore::advance_jobs`] did with a batch of [`ScheduleChange`]s.
+#[derive(Debug, Default)]
+pub struct ScheduleWrite {
+    /// One entry per change written or found missing, in the order of the changes: `true`
+    /// when it was written, `false` when no job had its id. Shorter than the batch when
+    /// [`error`](ScheduleWrite::error) stopped it: take the changes past its end as not
+    /// written (whether a commit that failed landed may not be known).
+    pub found: Vec<bool>,
+    /// The error that stopped the batch ([`StoreError::Unavailable`], or
+    /// [`StoreError::Serialization`] for a job the store cannot write), if one did.
+    pub error: Option<StoreError>,
 }

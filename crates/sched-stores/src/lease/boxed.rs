@@ -14,7 +14,7 @@ use super::{
     Adopted, ChangeFeed, Claim, Commit, CommitRequest, Finished, Heartbeat, LeaseStore, NodeInfo,
     NodeRecord, RunningFire,
 };
-use crate::{BoxJobStore, JobStore, QuarantinedJob, StoreError};
+use crate::{BoxJobStore, JobStore, QuarantinedJob, ScheduleChange, ScheduleWrite, StoreError};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -262,6 +262,9 @@ impl JobStore for BoxLeaseStore {
     }
     fn remove_job(&self, id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.jobs.remove_job(id)
+    }
+    async fn advance_jobs(&self, changes: &[ScheduleChange<'_>]) -> ScheduleWrite {
+        self.jobs.advance_jobs(changes).await
     }
     fn remove_all_jobs(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         self.jobs.remove_all_jobs()

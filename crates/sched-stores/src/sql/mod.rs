@@ -24,7 +24,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sched_core::job::{Job, JobId};
 
-use crate::{JobCodec, QuarantinedJob, StoreError};
+use crate::{JobCodec, QuarantinedJob, ScheduleChange, ScheduleWrite, StoreError};
 
 /// A row as read back.
 #[derive(Debug)]
@@ -44,6 +44,26 @@ pub(crate) struct NewRow {
     pub(crate) data: String,
 }
 
+/// A schedule change to write, one of a batch (see [`Backend::write_schedules`]).
+#[derive(Debug)]
+pub(crate) enum RowChange<'a> {
+    /// Rewrites `next_run_time` and `data`, as [`Backend::update`].
+    Update(NewRow),
+    /// Deletes the row with this id, as [`Backend::delete`].
+    Delete(&'a str),
+}
+
+impl RowChange<'_> {
+    /// The id of the row the change is for.
+    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            RowChange::Update(row) => &row.id,
+            RowChange::Delete(id) => id,
+        }
+    }
+}
+
 /// The raw operations a SQL backend provides; everything else is [`Engine`]'s.
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Inserts every row in one transaction.
@@ -51,6 +71,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Rewrites `next_run_time` and `data` of a row; the number of rows matched.
     fn update(&self, row: &NewRow) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
     fn delete(&self, id: &str) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    /// Applies the changes in order in one transaction; for each, whether its row exists.
+    fn write_schedules(
+        &self,
+        changes: &[RowChange<'_>],
+    ) -> impl Future<Output = Result<Vec<bool>, sqlx::Error>> + Send;
     fn delete_all(&self) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     fn exists(&self, id: &str) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
     fn select(&self, id: &str) -> impl Future<Output = Result<Option<Row>, sqlx::Error>> + Send;
@@ -616,6 +641,43 @@ impl<B: Backend> Engine<B> {
         Ok(())
     }
 
+    /// The batch in one transaction: each advance rewrites the job's row (its text holds
+    /// the next run time too, see the ground rules), each removal deletes it. A job that
+    /// cannot be encoded stops the batch there; the changes before it are written.
+    pub(crate) async fn advance_jobs(&self, changes: &[ScheduleChange<'_>]) -> ScheduleWrite {
+        let mut rows = Vec::with_capacity(changes.len());
+        let mut error = None;
+        for change in changes {
+            rows.push(match *change {
+                ScheduleChange::Advance { job, next_run_time } => {
+                    let mut job = job.clone();
+                    job.next_run_time = next_run_time;
+                    match self.encode(&job) {
+                        Ok(row) => RowChange::Update(row),
+                        Err(e) => {
+                            error = Some(e);
+                            break;
+                        }
+                    }
+                }
+                ScheduleChange::Remove(id) => RowChange::Delete(id.as_str()),
+            });
+        }
+        if rows.is_empty() {
+            return ScheduleWrite {
+                found: Vec::new(),
+                error,
+            };
+        }
+        match self.backend.write_schedules(&rows).await {
+            Ok(found) => ScheduleWrite { found, error },
+            Err(e) => ScheduleWrite {
+                found: Vec::new(),
+                error: Some(map_err(e, None)),
+            },
+        }
+    }
+
     pub(crate) async fn remove_job(&self, id: &JobId) -> Result<(), StoreError> {
         let n = self
             .backend
@@ -761,9 +823,11 @@ impl<B: Backend> Engine<B> {
     }
 }
 
-/// Implements the raw operations of [`Backend`] (all but `insert`, which the backend
-/// writes as `insert_rows`) for `$backend`, a struct with `pool: Pool<$db>` and
-/// `sql: Statements`.
+/// Implements the raw operations of [`Backend`] (all but `insert` and `write_schedules`,
+/// which the backend writes as `insert_rows` and `write_changes`) for `$backend`, a struct
+/// with `pool: Pool<$db>` and `sql: Statements`, and a method `begin_write` that opens a
+/// transaction to write in. Also gives the backend `write_each`, which writes a batch of
+/// schedule changes one statement per change in one transaction.
 macro_rules! sql_backend {
     ($backend:ty, $db:ty) => {
         impl $crate::sql::Backend for $backend {
@@ -787,6 +851,13 @@ macro_rules! sql_backend {
                     .execute(&self.pool)
                     .await?;
                 Ok(r.rows_affected())
+            }
+
+            async fn write_schedules(
+                &self,
+                changes: &[$crate::sql::RowChange<'_>],
+            ) -> Result<Vec<bool>, sqlx::Error> {
+                self.write_changes(changes).await
             }
 
             async fn delete_all(&self) -> Result<(), sqlx::Error> {
@@ -895,6 +966,51 @@ macro_rules! sql_backend {
             }
         }
 
+        impl $backend {
+            /// The changes in order, one statement each, in one transaction; for each,
+            /// whether its row exists.
+            async fn write_each(
+                &self,
+                changes: &[$crate::sql::RowChange<'_>],
+            ) -> Result<Vec<bool>, sqlx::Error> {
+                use $crate::sql::RowChange;
+                let mut tx = self.begin_write().await?;
+                let mut found = Vec::with_capacity(changes.len());
+                for change in changes {
+                    let matched = match change {
+                        RowChange::Update(row) => {
+                            let n = sqlx::query(sqlx::AssertSqlSafe(self.sql.update.clone()))
+                                .bind(row.next_run_time)
+                                .bind(row.data.as_str())
+                                .bind(row.id.as_str())
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                            // MySQL counts changed rows only: an update that changes
+                            // nothing matches 0.
+                            n > 0
+                                || sqlx::query(sqlx::AssertSqlSafe(self.sql.exists.clone()))
+                                    .bind(row.id.as_str())
+                                    .fetch_optional(&mut *tx)
+                                    .await?
+                                    .is_some()
+                        }
+                        RowChange::Delete(id) => {
+                            sqlx::query(sqlx::AssertSqlSafe(self.sql.delete.clone()))
+                                .bind(*id)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                                > 0
+                        }
+                    };
+                    found.push(matched);
+                }
+                tx.commit().await?;
+                Ok(found)
+            }
+        }
+
         /// Reads a row. Text that is not valid UTF-8 (only SQLite, whose columns take any
         /// value, can hold it) is read lossily, so that the row is quarantined by the codec
         /// rather than failing the whole query.
@@ -938,6 +1054,12 @@ macro_rules! delegate_job_store {
             }
             async fn remove_job(&self, id: &JobId) -> Result<(), StoreError> {
                 self.engine.remove_job(id).await
+            }
+            async fn advance_jobs(
+                &self,
+                changes: &[$crate::ScheduleChange<'_>],
+            ) -> $crate::ScheduleWrite {
+                self.engine.advance_jobs(changes).await
             }
             async fn remove_all_jobs(&self) -> Result<(), StoreError> {
                 self.engine.remove_all_jobs().await
