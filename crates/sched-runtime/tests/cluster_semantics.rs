@@ -546,6 +546,33 @@ async fn an_unrunnable_job_is_quarantined_and_its_claim_released() {
     assert_eq!(quarantined.len(), 1);
 }
 
+// Several jobs finishing in one pass: each last fire runs, and every job is removed (in
+// one store call) with one JobRemoved event each.
+//
+//   0:00:30 start   0:01:00 the five last fires   0:01:10 five runs, five removed
+#[tokio::test(start_paused = true)]
+async fn jobs_finishing_together_are_all_removed() {
+    let clock = TestClock::new(at(0, 0, 30));
+    let store = MemLease::new(&clock);
+    let (s, rec) = cluster_scheduler(&store, &clock, options());
+    let runs = Runs::default();
+    s.start().await.unwrap();
+    for n in 0..5 {
+        s.add_job(
+            JobSpec::new(runs.task(&clock, Duration::ZERO), once(at(0, 1, 0)))
+                .id(format!("once{n}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    until(&clock, at(0, 1, 10)).await;
+    s.shutdown(ShutdownMode::Wait).await;
+    assert_eq!(runs.scheduled(), [at(0, 1, 0); 5]);
+    assert_eq!(rec.count(EventKind::JobRemoved), 5);
+    assert!(store.jobs.all_jobs().await.unwrap().is_empty());
+}
+
 // A trigger with no more fire times: its last fire runs and the job is removed.
 #[tokio::test(start_paused = true)]
 async fn a_finished_job_is_removed_after_its_last_fire() {

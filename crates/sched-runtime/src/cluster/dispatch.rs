@@ -14,7 +14,7 @@ use sched_core::event::{
 use sched_core::job::{Job, JobId};
 use sched_stores::{
     BoxJobStore, Commit, CommitRequest, Finished, FireId, JobStore, LeaseStore, NodeInfo,
-    StoreError,
+    ScheduleChange, StoreError,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -240,32 +240,53 @@ async fn commit_batch(
         .commit_many(&node.options.node_id, &requests)
         .await?;
     drop(requests);
-    let mut failure = None;
-    for (p, commit) in planned.into_iter().zip(commits) {
-        if let Err(e) = settle(&sh, &name, &store, &node, p, commit).await {
-            failure.get_or_insert(e);
-        }
-    }
-    failure.map_or(Ok(()), Err)
+    let finished: Vec<JobId> = planned
+        .into_iter()
+        .zip(commits)
+        .filter_map(|(p, commit)| settle(&sh, &name, &node, p, commit))
+        .collect();
+    remove_finished(&sh, &name, &store, &finished).await
 }
 
-/// Acts on one commit's answer.
-async fn settle(
-    sh: &Arc<Shared>,
+/// Removes the jobs that have no run left (their commit stored them without a next run
+/// time, so nobody claims them again), in one store call.
+async fn remove_finished(
+    sh: &Shared,
     name: &str,
     store: &BoxJobStore,
+    finished: &[JobId],
+) -> Result<(), StoreError> {
+    if finished.is_empty() {
+        return Ok(());
+    }
+    let changes: Vec<ScheduleChange<'_>> = finished.iter().map(ScheduleChange::Remove).collect();
+    let written = store.advance_jobs(&changes).await;
+    for (id, found) in finished.iter().zip(written.found) {
+        if found {
+            sh.emit(Event::Job(JobEvent::new(
+                EventKind::JobRemoved,
+                id.clone(),
+                name,
+            )));
+        }
+    }
+    written.error.map_or(Ok(()), Err)
+}
+
+/// Acts on one commit's answer; the job's id when it has no run left and goes.
+fn settle(
+    sh: &Arc<Shared>,
+    name: &str,
     node: &ClusterNode,
     planned: Planned,
     commit: Commit,
-) -> Result<(), StoreError> {
+) -> Option<JobId> {
     match commit {
-        Commit::Committed { created } => {
-            committed(sh, name, store, node, planned, Some(created)).await
-        }
-        Commit::Refused => committed(sh, name, store, node, planned, None).await,
+        Commit::Committed { created } => committed(sh, name, node, planned, Some(created)),
+        Commit::Refused => committed(sh, name, node, planned, None),
         Commit::Lost => {
             tracing::debug!(job_id = %planned.job.id, epoch = planned.epoch, "claim lost before its commit; nothing runs");
-            Ok(())
+            None
         }
     }
 }
@@ -347,15 +368,15 @@ fn plan_claim(
     }
 }
 
-/// After a commit: reports, removes a finished job, submits the fires this node created.
-async fn committed(
+/// After a commit: reports and submits the fires this node created. Returns the job's id
+/// when it has no run left, for the caller to remove.
+fn committed(
     sh: &Arc<Shared>,
     name: &str,
-    store: &BoxJobStore,
     node: &ClusterNode,
     planned: Planned,
     created: Option<Vec<FireId>>,
-) -> Result<(), StoreError> {
+) -> Option<JobId> {
     let job = &planned.job;
     if let Some(message) = planned.panicked {
         tracing::error!(job_id = %job.id, store = name, "{message}; job paused");
@@ -367,7 +388,7 @@ async fn committed(
             JobFailure::new(FailureKind::Setup, message),
             None,
         )));
-        return Ok(());
+        return None;
     }
     let next = planned.advanced.next_run_time;
     if planned.truncated {
@@ -404,18 +425,7 @@ async fn committed(
     }
     // Finished: the commit stored it without a next run time, so nobody claims it again;
     // now it goes.
-    if next.is_none() {
-        match store.remove_job(&job.id).await {
-            Ok(()) => sh.emit(Event::Job(JobEvent::new(
-                EventKind::JobRemoved,
-                job.id.clone(),
-                name,
-            ))),
-            Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    next.is_none().then(|| job.id.clone())
 }
 
 impl ClusterNode {
