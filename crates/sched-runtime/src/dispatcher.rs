@@ -369,14 +369,7 @@ impl Fire {
         let Fire { job, what } = self;
         match what {
             Planned::Panicked { first, message } => {
-                sh.metrics.get(store_name, &job.executor).errored();
-                sh.emit(Event::Execution(JobExecutionEvent::error(
-                    job.id.clone(),
-                    store_name,
-                    first,
-                    JobFailure::new(FailureKind::Setup, message),
-                    None,
-                )));
+                report_trigger_panic(sh, store_name, &job, first, message);
             }
             Planned::Runs { .. } if !found => {}
             Planned::Runs {
@@ -392,23 +385,54 @@ impl Fire {
                         store_name,
                     )));
                 }
-                if truncated {
-                    tracing::warn!(job_id = %job.id, cap = sh.max_backlog, "backlog longer than the cap; the rest was skipped");
-                }
-                for t in plan.missed {
-                    tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
-                    sh.metrics.get(store_name, &job.executor).missed();
-                    sh.emit(Event::Execution(JobExecutionEvent::missed(
-                        job.id.clone(),
-                        store_name,
-                        t,
-                    )));
-                }
+                report_skipped(sh, store_name, &job, truncated, &plan.missed);
                 if !plan.run.is_empty() {
                     submit_resolved(sh, &job, task, plan.run, next, None, launches);
                 }
             }
         }
+    }
+}
+
+/// Reports a trigger that panicked while planning `job`'s fire (the job is paused) as a
+/// job error of its run due at `first`.
+pub(crate) fn report_trigger_panic(
+    sh: &Shared,
+    store_name: &str,
+    job: &Job,
+    first: DateTime<Utc>,
+    message: String,
+) {
+    sh.metrics.get(store_name, &job.executor).errored();
+    sh.emit(Event::Execution(JobExecutionEvent::error(
+        job.id.clone(),
+        store_name,
+        first,
+        JobFailure::new(FailureKind::Setup, message),
+        None,
+    )));
+}
+
+/// Reports what the plan of `job`'s fire skipped: the backlog cut at the cap
+/// (`truncated`), and each run `missed` by more than its misfire grace time.
+pub(crate) fn report_skipped(
+    sh: &Shared,
+    store_name: &str,
+    job: &Job,
+    truncated: bool,
+    missed: &[DateTime<Utc>],
+) {
+    if truncated {
+        tracing::warn!(job_id = %job.id, cap = sh.max_backlog, "backlog longer than the cap; the rest was skipped");
+    }
+    for &t in missed {
+        tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
+        sh.metrics.get(store_name, &job.executor).missed();
+        sh.emit(Event::Execution(JobExecutionEvent::missed(
+            job.id.clone(),
+            store_name,
+            t,
+        )));
     }
 }
 

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sched_core::event::{
-    Event, EventKind, FailureKind, JobEvent, JobExecutionEvent, JobFailure, JobSubmissionEvent,
-    StoreErrorEvent,
+    Event, EventKind, FailureKind, JobEvent, JobFailure, JobSubmissionEvent, StoreErrorEvent,
 };
 use sched_core::job::{Job, JobId};
 use sched_stores::{
@@ -380,29 +379,12 @@ fn committed(
     let job = &planned.job;
     if let Some(message) = planned.panicked {
         tracing::error!(job_id = %job.id, store = name, "{message}; job paused");
-        sh.metrics.get(name, &job.executor).errored();
-        sh.emit(Event::Execution(JobExecutionEvent::error(
-            job.id.clone(),
-            name,
-            job.next_run_time.unwrap_or_default(),
-            JobFailure::new(FailureKind::Setup, message),
-            None,
-        )));
+        let first = job.next_run_time.unwrap_or_default();
+        crate::dispatcher::report_trigger_panic(sh, name, job, first, message);
         return None;
     }
     let next = planned.advanced.next_run_time;
-    if planned.truncated {
-        tracing::warn!(job_id = %job.id, cap = sh.max_backlog, "backlog longer than the cap; the rest was skipped");
-    }
-    for t in planned.missed {
-        tracing::warn!(job_id = %job.id, scheduled = %t, "run missed by more than its misfire grace time");
-        sh.metrics.get(name, &job.executor).missed();
-        sh.emit(Event::Execution(JobExecutionEvent::missed(
-            job.id.clone(),
-            name,
-            t,
-        )));
-    }
+    crate::dispatcher::report_skipped(sh, name, job, planned.truncated, &planned.missed);
     match created {
         Some(created) if !created.is_empty() => {
             let times: Vec<DateTime<Utc>> = created.into_iter().map(|f| f.scheduled).collect();
