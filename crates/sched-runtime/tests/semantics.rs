@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sched_core::event::{EventKind, FailureKind};
-use sched_core::job::{Coalesce, Job, JobChanges, JobId, JobSpec};
+use sched_core::job::{Coalesce, JobChanges, JobSpec};
 use sched_runtime::{JobContext, SchedulerError, SchedulerState, ShutdownMode, closure_task};
-use sched_stores::{JobStore, MemoryStore, ScheduleChange, ScheduleWrite, StoreError};
+use sched_stores::JobStore;
 use support::*;
 
 const NO_BUSY: Duration = Duration::ZERO;
@@ -1269,55 +1268,6 @@ async fn a_token_asked_for_late_sees_the_timeout_and_the_shutdown() {
     );
 }
 
-/// A memory store that removes one job behind the scheduler's back: after `due_jobs` has
-/// returned it, before the dispatcher writes the batch's schedules (as another process
-/// sharing a persistent store can).
-#[derive(Clone, Default)]
-struct Vanishing {
-    inner: Arc<MemoryStore>,
-    /// The job to remove at the next `due_jobs` that returns it.
-    vanish: Arc<std::sync::Mutex<Option<JobId>>>,
-}
-
-impl JobStore for Vanishing {
-    async fn add_job(&self, job: Job) -> Result<(), StoreError> {
-        self.inner.add_job(job).await
-    }
-    async fn update_job(&self, job: Job) -> Result<(), StoreError> {
-        self.inner.update_job(job).await
-    }
-    async fn remove_job(&self, id: &JobId) -> Result<(), StoreError> {
-        self.inner.remove_job(id).await
-    }
-    async fn remove_all_jobs(&self) -> Result<(), StoreError> {
-        self.inner.remove_all_jobs().await
-    }
-    async fn lookup_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
-        self.inner.lookup_job(id).await
-    }
-    async fn due_jobs(&self, up_to: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let due = self.inner.due_jobs(up_to, limit).await?;
-        let vanish = self
-            .vanish
-            .lock()
-            .unwrap()
-            .take_if(|id| due.iter().any(|j| j.id == *id));
-        if let Some(id) = vanish {
-            self.inner.remove_job(&id).await?;
-        }
-        Ok(due)
-    }
-    async fn next_run_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.inner.next_run_time().await
-    }
-    async fn all_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.inner.all_jobs().await
-    }
-    async fn advance_jobs(&self, changes: &[ScheduleChange<'_>]) -> ScheduleWrite {
-        self.inner.advance_jobs(changes).await
-    }
-}
-
 // Three jobs every minute from 00:01; at 00:01 "b" is removed behind the scheduler's
 // back once the dispatcher has read the batch (a, b, c) and before it writes it:
 //
@@ -1325,7 +1275,7 @@ impl JobStore for Vanishing {
 //     |     a R  b -  c R  a R  c R     now   -> b never runs, nothing is reported
 #[tokio::test(start_paused = true)]
 async fn a_job_removed_behind_the_schedulers_back_is_skipped_and_the_others_fire() {
-    let store = Vanishing::default();
+    let store = FlakyStore::default();
     let (s, clock, rec) = scheduler_with(|b| b.store("default", store.clone()));
     let runs = Runs::default();
     for name in ["a", "b", "c"] {

@@ -226,13 +226,16 @@ pub fn id(s: &str) -> JobId {
     JobId::new(s).unwrap()
 }
 
-/// A memory store whose calls fail with `Unavailable` while `failures` is above zero
-/// (each failed call counts one down).
+/// A memory store with injected faults: its calls fail with `Unavailable` while
+/// `failures` is above zero (each failed call counts one down), and the job named in
+/// `vanish` is removed behind the scheduler's back by the next `due_jobs` that returns it
+/// (as another process sharing a persistent store can remove it).
 #[derive(Default, Clone)]
 pub struct FlakyStore {
     pub inner: Arc<MemoryStore>,
     pub failures: Arc<AtomicUsize>,
     pub calls_failed: Arc<AtomicUsize>,
+    pub vanish: Arc<std::sync::Mutex<Option<JobId>>>,
 }
 
 impl FlakyStore {
@@ -267,7 +270,16 @@ impl JobStore for FlakyStore {
     }
     async fn due_jobs(&self, up_to: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
         self.check()?;
-        self.inner.due_jobs(up_to, limit).await
+        let due = self.inner.due_jobs(up_to, limit).await?;
+        let vanish = self
+            .vanish
+            .lock()
+            .unwrap()
+            .take_if(|id| due.iter().any(|j| j.id == *id));
+        if let Some(id) = vanish {
+            self.inner.remove_job(&id).await?;
+        }
+        Ok(due)
     }
     async fn next_run_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.check()?;
